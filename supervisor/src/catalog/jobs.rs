@@ -1,0 +1,241 @@
+//! Jobs under a lease: claim sets an owner, a token and an expiry; a commit
+//! or a failure is fenced by the token, so a supervisor that lost its lease
+//! writes nothing. A job's pages and its `done` mark commit together.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use docmill_protocol::{DocSummary, Format, Outcome, PageFlags};
+use rusqlite::{params, Transaction};
+
+use super::{now_ms, Catalog, CatalogError};
+
+/// A document waiting for a worker.
+#[derive(Clone, Debug)]
+pub struct QueuedDoc {
+    pub id: i64,
+    pub path: PathBuf,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub format: Format,
+    /// Attempts that counted against the document so far.
+    pub attempts: u32,
+}
+
+/// The lease a claim took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub token: i64,
+}
+
+/// A job that ended, ready to be written.
+#[derive(Debug)]
+pub struct Finished {
+    pub doc: i64,
+    pub claim: Claim,
+    pub run: i64,
+    pub attempt: u32,
+    pub worker_pid: u32,
+    pub started_ms: i64,
+    pub result: FinishedResult,
+}
+
+#[derive(Debug)]
+pub enum FinishedResult {
+    Done {
+        summary: DocSummary,
+        pages: Vec<(u32, String, PageFlags)>,
+    },
+    /// The attempt failed; `status` is where the document goes now
+    /// (pending for a retry, failed, quarantined).
+    Failed {
+        outcome: Outcome,
+        reason: String,
+        status: &'static str,
+        counts: bool,
+    },
+    /// The attempt was cut short by the run itself (a signal): not the
+    /// document's fault, back to the queue.
+    Released,
+}
+
+impl Catalog {
+    /// Every pending document, in path order.
+    pub fn pending(&self) -> Result<Vec<QueuedDoc>, CatalogError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, path, size, mtime_ns, format, attempts FROM documents
+             WHERE status = 'pending' ORDER BY path",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let path: Vec<u8> = r.get(1)?;
+            let format: String = r.get(4)?;
+            Ok(QueuedDoc {
+                id: r.get(0)?,
+                path: PathBuf::from(OsStr::from_bytes(&path)),
+                size: r.get::<_, i64>(2)? as u64,
+                mtime_ns: r.get(3)?,
+                format: Format::parse(&format).unwrap_or(Format::Pdf),
+                attempts: r.get::<_, i64>(5)? as u32,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Claims pending documents for `owner` until `expires_ms`. Returns the
+    /// claims that succeeded, in the order asked (a document another claimer
+    /// took first is left out).
+    pub fn claim(
+        &mut self,
+        docs: &[i64],
+        owner: &str,
+        expires_ms: i64,
+    ) -> Result<Vec<(i64, Claim)>, CatalogError> {
+        let tx = self.conn.transaction()?;
+        let mut out = Vec::with_capacity(docs.len());
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE documents SET status = 'running', lease_owner = ?1,
+                     lease_token = coalesce(lease_token, 0) + 1, lease_expires = ?2
+                 WHERE id = ?3 AND status = 'pending'
+                 RETURNING lease_token",
+            )?;
+            for &id in docs {
+                let mut rows = stmt.query(params![owner, expires_ms, id])?;
+                if let Some(row) = rows.next()? {
+                    out.push((id, Claim { token: row.get(0)? }));
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Extends the leases of running jobs held by `owner`.
+    pub fn renew(&mut self, owner: &str, expires_ms: i64) -> Result<(), CatalogError> {
+        self.conn.execute(
+            "UPDATE documents SET lease_expires = ?1 WHERE status = 'running' AND lease_owner = ?2",
+            params![expires_ms, owner],
+        )?;
+        Ok(())
+    }
+
+    /// Writes finished jobs in one transaction; each job is all or nothing.
+    /// Returns, per job, whether its lease still held (false: nothing of it
+    /// was written).
+    pub fn commit(&mut self, jobs: &[Finished]) -> Result<Vec<bool>, CatalogError> {
+        let tx = self.conn.transaction()?;
+        let mut held = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            tx.execute_batch("SAVEPOINT job")?;
+            let ok = write_one(&tx, job)?;
+            if ok {
+                tx.execute_batch("RELEASE job")?;
+            } else {
+                tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            }
+            held.push(ok);
+        }
+        tx.commit()?;
+        Ok(held)
+    }
+}
+
+fn write_one(tx: &Transaction<'_>, job: &Finished) -> Result<bool, CatalogError> {
+    let now = now_ms();
+    let fenced = match &job.result {
+        FinishedResult::Done { summary, pages } => {
+            let n = tx.execute(
+                "UPDATE documents SET status = 'done', outcome = 'done', reason = NULL,
+                     page_count = ?1, engine = ?2, title = ?3, author = ?4, language = ?5,
+                     lease_owner = NULL, lease_expires = NULL, updated_ms = ?6
+                 WHERE id = ?7 AND lease_token = ?8 AND status = 'running'",
+                params![
+                    summary.page_count,
+                    summary.engine,
+                    summary.title,
+                    summary.author,
+                    summary.language,
+                    now,
+                    job.doc,
+                    job.claim.token
+                ],
+            )?;
+            if n == 1 {
+                tx.execute("DELETE FROM pages WHERE doc_id = ?1", params![job.doc])?;
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO pages (doc_id, page, text, flags) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for (page, text, flags) in pages {
+                    insert.execute(params![job.doc, page, text, flags.bits()])?;
+                }
+            }
+            n
+        }
+        FinishedResult::Failed {
+            outcome,
+            reason,
+            status,
+            counts,
+        } => tx.execute(
+            "UPDATE documents SET status = ?1, outcome = ?2, reason = ?3,
+                 attempts = attempts + ?4, lease_owner = NULL, lease_expires = NULL, updated_ms = ?5
+             WHERE id = ?6 AND lease_token = ?7 AND status = 'running'",
+            params![
+                status,
+                outcome.as_str(),
+                reason,
+                i64::from(*counts),
+                now,
+                job.doc,
+                job.claim.token
+            ],
+        )?,
+        FinishedResult::Released => tx.execute(
+            "UPDATE documents SET status = 'pending', lease_owner = NULL, lease_expires = NULL,
+                 updated_ms = ?1
+             WHERE id = ?2 AND lease_token = ?3 AND status = 'running'",
+            params![now, job.doc, job.claim.token],
+        )?,
+    };
+    if fenced == 0 {
+        return Ok(false);
+    }
+    let (outcome, reason, engine) = match &job.result {
+        FinishedResult::Done { summary, .. } => {
+            (Outcome::Done, None, Some(summary.engine.as_str()))
+        }
+        FinishedResult::Failed {
+            outcome, reason, ..
+        } => (*outcome, Some(reason.as_str()), None),
+        FinishedResult::Released => (Outcome::Cancelled, None, None),
+    };
+    tx.execute(
+        "INSERT INTO attempts (doc_id, run_id, attempt, outcome, reason, engine, worker_pid, started_ms, ended_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            job.doc,
+            job.run,
+            job.attempt,
+            outcome.as_str(),
+            reason,
+            engine,
+            job.worker_pid,
+            job.started_ms,
+            now
+        ],
+    )?;
+    Ok(true)
+}
+
+impl Catalog {
+    /// Records a new size and modification time for a file that changed
+    /// while it was being extracted, so the next claim reads it afresh.
+    pub fn restat(&mut self, doc: i64, size: u64, mtime_ns: i64) -> Result<(), CatalogError> {
+        self.conn.execute(
+            "UPDATE documents SET size = ?1, mtime_ns = ?2, generation = generation + 1 WHERE id = ?3",
+            params![size as i64, mtime_ns, doc],
+        )?;
+        Ok(())
+    }
+}

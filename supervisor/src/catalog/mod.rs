@@ -1,0 +1,135 @@
+//! The catalog and the index: one SQLite database in WAL mode holding every
+//! document seen, its pages, an FTS5 index over them, and the record of runs
+//! and attempts.
+
+mod discover;
+pub mod jobs;
+mod query;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OpenFlags};
+use thiserror::Error;
+
+pub use discover::RetryPolicy;
+pub use discover::{DiscoverCounts, Found, FoundKind};
+pub use jobs::{Claim, Finished, QueuedDoc};
+pub use query::{ExportError, ExportPage, Failure, SearchHit, Status, HIT_END, HIT_START};
+
+#[derive(Debug, Error)]
+pub enum CatalogError {
+    #[error("the database folder {0} does not exist")]
+    MissingFolder(PathBuf),
+    #[error("no index at {0}: run `docmill index` first")]
+    NoIndex(PathBuf),
+    #[error("cannot open the database {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the database was written by a newer docmill (schema {found}, this one knows {known})"
+    )]
+    TooNew { found: i64, known: i64 },
+    #[error("database error")]
+    Sql(#[from] rusqlite::Error),
+}
+
+pub struct Catalog {
+    conn: Connection,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Catalog {
+    /// Opens (creating if needed) the database for writing.
+    pub fn open(path: &Path) -> Result<Catalog, CatalogError> {
+        if let Some(parent) = path.parent() {
+            if !parent.as_os_str().is_empty() && !parent.is_dir() {
+                return Err(CatalogError::MissingFolder(parent.to_path_buf()));
+            }
+        }
+        let conn = Connection::open(path).map_err(|source| CatalogError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let catalog = Catalog { conn };
+        catalog.configure()?;
+        catalog.migrate()?;
+        Ok(catalog)
+    }
+
+    /// Opens an existing database for reading while a run may be writing it.
+    pub fn open_existing(path: &Path) -> Result<Catalog, CatalogError> {
+        if !path.is_file() {
+            return Err(CatalogError::NoIndex(path.to_path_buf()));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| CatalogError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let catalog = Catalog { conn };
+        catalog.configure()?;
+        catalog.migrate()?;
+        Ok(catalog)
+    }
+
+    fn configure(&self) -> Result<(), CatalogError> {
+        // WAL lets `status` read beside a running index; NORMAL sync is
+        // durable across a process crash and loses at most the last
+        // transactions on a power cut, never consistency.
+        self.conn.pragma_update(None, "journal_mode", "WAL")?;
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        self.conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        Ok(())
+    }
+
+    fn migrate(&self) -> Result<(), CatalogError> {
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > schema::VERSION {
+            return Err(CatalogError::TooNew {
+                found: version,
+                known: schema::VERSION,
+            });
+        }
+        if version < schema::VERSION {
+            self.conn.execute_batch(schema::SCHEMA)?;
+            self.conn
+                .pragma_update(None, "user_version", schema::VERSION)?;
+        }
+        Ok(())
+    }
+
+    /// Records the start of an index run.
+    pub fn begin_run(&mut self, owner: &str, options: &str) -> Result<i64, CatalogError> {
+        self.conn.execute(
+            "INSERT INTO runs (started_ms, owner, options) VALUES (?1, ?2, ?3)",
+            rusqlite::params![now_ms(), owner, options],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn end_run(&mut self, run: i64, totals: &str, exit_code: i32) -> Result<(), CatalogError> {
+        self.conn.execute(
+            "UPDATE runs SET ended_ms = ?1, totals = ?2, exit_code = ?3 WHERE id = ?4",
+            rusqlite::params![now_ms(), totals, exit_code, run],
+        )?;
+        Ok(())
+    }
+}

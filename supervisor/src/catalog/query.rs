@@ -1,0 +1,194 @@
+//! Reading the index: full-text search, status counts and failures, and the
+//! deterministic export.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use rusqlite::params;
+use serde::Serialize;
+
+use super::{Catalog, CatalogError};
+
+/// Marks around a match in a snippet; replaced by the output's own style.
+pub const HIT_START: &str = "\u{2}";
+pub const HIT_END: &str = "\u{3}";
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SearchHit {
+    pub path: String,
+    pub page: u32,
+    /// Higher is better (the negated bm25 rank).
+    pub score: f64,
+    pub snippet: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Failure {
+    pub path: String,
+    pub status: String,
+    pub outcome: Option<String>,
+    pub reason: String,
+    pub attempts: u32,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Status {
+    pub documents: BTreeMap<String, u64>,
+    pub pages: u64,
+    pub failures: Vec<Failure>,
+    /// Attempts cut short by a supervisor that died; not held against
+    /// any document.
+    pub interrupted: u64,
+}
+
+#[derive(Serialize)]
+pub struct ExportPage<'a> {
+    pub path: &'a str,
+    pub page: u32,
+    pub text: &'a str,
+}
+
+impl Catalog {
+    /// Ranked pages matching `query` (FTS5 syntax; a query that is not valid
+    /// FTS5 is retried as a plain list of words).
+    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, CatalogError> {
+        match self.search_raw(query, limit) {
+            Ok(hits) => Ok(hits),
+            Err(CatalogError::Sql(rusqlite::Error::SqliteFailure(_, Some(msg))))
+                if msg.contains("fts5") || msg.contains("syntax") =>
+            {
+                self.search_raw(&quote_words(query), limit)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn search_raw(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, CatalogError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT d.display_path, p.page, bm25(pages_fts) AS rank,
+                    snippet(pages_fts, 0, ?3, ?4, '…', 16)
+             FROM pages_fts
+             JOIN pages p ON p.id = pages_fts.rowid
+             JOIN documents d ON d.id = p.doc_id
+             WHERE pages_fts MATCH ?1
+             ORDER BY rank, d.path, p.page
+             LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![query, limit as i64, HIT_START, HIT_END], |r| {
+            let rank: f64 = r.get(2)?;
+            Ok(SearchHit {
+                path: r.get(0)?,
+                page: r.get(1)?,
+                score: -rank,
+                snippet: r.get::<_, String>(3)?.replace(['\n', '\r'], " "),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn status(&self) -> Result<Status, CatalogError> {
+        let mut status = Status::default();
+        for s in [
+            "done",
+            "failed",
+            "pending",
+            "running",
+            "unsupported",
+            "quarantined",
+            "skipped",
+        ] {
+            status.documents.insert(s.to_string(), 0);
+        }
+        {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT status, count(*) FROM documents GROUP BY status")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (s, n) = row?;
+                status.documents.insert(s, n as u64);
+            }
+        }
+        status.pages = self
+            .conn
+            .query_row("SELECT count(*) FROM pages", [], |r| r.get::<_, i64>(0))?
+            as u64;
+        status.interrupted = self.conn.query_row(
+            "SELECT coalesce(sum(interrupted), 0) FROM documents",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64;
+        let mut stmt = self.conn.prepare(
+            "SELECT display_path, status, outcome, coalesce(reason, ''), attempts FROM documents
+             WHERE status IN ('failed', 'quarantined', 'skipped')
+                OR (status = 'pending' AND reason IS NOT NULL)
+             ORDER BY path",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Failure {
+                path: r.get(0)?,
+                status: r.get(1)?,
+                outcome: r.get(2)?,
+                reason: r.get(3)?,
+                attempts: r.get::<_, i64>(4)? as u32,
+            })
+        })?;
+        status.failures = rows.collect::<Result<_, _>>()?;
+        Ok(status)
+    }
+
+    /// Writes one JSON object per page, ordered by path then page: the same
+    /// library gives the same bytes whatever the worker count or history.
+    pub fn export(&self, out: &mut dyn Write) -> Result<u64, ExportError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT d.display_path, p.page, p.text FROM pages p
+             JOIN documents d ON d.id = p.doc_id
+             WHERE d.status = 'done'
+             ORDER BY d.path, p.page",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut n = 0;
+        while let Some(row) = rows.next()? {
+            let path: String = row.get(0)?;
+            let text: String = row.get(2)?;
+            let page = ExportPage {
+                path: &path,
+                page: row.get(1)?,
+                text: &text,
+            };
+            serde_json::to_writer(&mut *out, &page).map_err(std::io::Error::from)?;
+            out.write_all(b"\n")?;
+            n += 1;
+        }
+        out.flush()?;
+        Ok(n)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("database error")]
+    Sql(#[from] rusqlite::Error),
+    #[error("cannot write the export")]
+    Write(#[from] std::io::Error),
+}
+
+/// Turns arbitrary text into an FTS5 query of quoted words (all must match).
+fn quote_words(query: &str) -> String {
+    query
+        .split_whitespace()
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl Catalog {
+    /// Documents seen by `run` that ended failed or quarantined.
+    pub fn failed_in_run(&self, run: i64) -> Result<u64, CatalogError> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM documents WHERE seen_run = ?1 AND status IN ('failed', 'quarantined')",
+            params![run],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+}

@@ -1,0 +1,93 @@
+//! The SQLite schema. Documents carry their lease (owner, token, expiry)
+//! from the start, so a shared store for several machines is another
+//! implementation of the same claims, not a rewrite.
+
+pub const VERSION: i64 = 1;
+
+pub const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS runs (
+    id          INTEGER PRIMARY KEY,
+    started_ms  INTEGER NOT NULL,
+    ended_ms    INTEGER,
+    owner       TEXT NOT NULL,
+    options     TEXT NOT NULL,
+    totals      TEXT,
+    exit_code   INTEGER
+);
+
+-- One row per file seen under a root. `path` is the raw OS bytes (names need
+-- not be UTF-8); `display_path` is its lossy text for people.
+-- status: pending | running | done | failed | quarantined | unsupported | skipped
+CREATE TABLE IF NOT EXISTS documents (
+    id             INTEGER PRIMARY KEY,
+    path           BLOB NOT NULL UNIQUE,
+    display_path   TEXT NOT NULL,
+    size           INTEGER NOT NULL,
+    mtime_ns       INTEGER NOT NULL,
+    format         TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    generation     INTEGER NOT NULL DEFAULT 1,
+    attempts       INTEGER NOT NULL DEFAULT 0,
+    interrupted    INTEGER NOT NULL DEFAULT 0,
+    outcome        TEXT,
+    reason         TEXT,
+    page_count     INTEGER,
+    engine         TEXT,
+    title          TEXT,
+    author         TEXT,
+    language       TEXT,
+    lease_owner    TEXT,
+    lease_token    INTEGER,
+    lease_expires  INTEGER,
+    seen_run       INTEGER,
+    updated_ms     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS documents_status ON documents(status);
+
+-- Text per page (PDF) or chapter (EPUB).
+CREATE TABLE IF NOT EXISTS pages (
+    id      INTEGER PRIMARY KEY,
+    doc_id  INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    page    INTEGER NOT NULL,
+    text    TEXT NOT NULL,
+    flags   INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (doc_id, page)
+);
+
+CREATE VIRTUAL TABLE IF NOT EXISTS pages_fts USING fts5(
+    text,
+    content = 'pages',
+    content_rowid = 'id',
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS pages_ai AFTER INSERT ON pages BEGIN
+    INSERT INTO pages_fts(rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS pages_ad AFTER DELETE ON pages BEGIN
+    INSERT INTO pages_fts(pages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+CREATE TRIGGER IF NOT EXISTS pages_au AFTER UPDATE ON pages BEGIN
+    INSERT INTO pages_fts(pages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    INSERT INTO pages_fts(rowid, text) VALUES (new.id, new.text);
+END;
+
+-- Every finished attempt, kept for status and for the run's record.
+CREATE TABLE IF NOT EXISTS attempts (
+    id          INTEGER PRIMARY KEY,
+    doc_id      INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    run_id      INTEGER NOT NULL,
+    attempt     INTEGER NOT NULL,
+    outcome     TEXT NOT NULL,
+    reason      TEXT,
+    engine      TEXT,
+    worker_pid  INTEGER,
+    started_ms  INTEGER NOT NULL,
+    ended_ms    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_doc ON attempts(doc_id);
+"#;

@@ -1,0 +1,93 @@
+//! The reading commands: search, status, export.
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::Path;
+
+use docmill_protocol::exit_codes;
+
+use crate::catalog::{Catalog, HIT_END, HIT_START};
+
+pub fn search(db: &Path, query: &str, limit: usize, json: bool) -> anyhow::Result<i32> {
+    let catalog = Catalog::open_existing(db)?;
+    let hits = catalog.search(query, limit)?;
+    let stdout = io::stdout();
+    let tty = stdout.is_terminal();
+    let mut out = stdout.lock();
+    for hit in &hits {
+        if json {
+            let mut plain = hit.clone();
+            plain.snippet = plain.snippet.replace(HIT_START, "[").replace(HIT_END, "]");
+            serde_json::to_writer(&mut out, &plain)?;
+            writeln!(out)?;
+        } else {
+            let (on, off) = if tty {
+                ("\x1b[1;31m", "\x1b[0m")
+            } else {
+                ("[", "]")
+            };
+            let snippet = hit.snippet.replace(HIT_START, on).replace(HIT_END, off);
+            writeln!(
+                out,
+                "{}:{}  ({:.2})\n    {}",
+                hit.path, hit.page, hit.score, snippet
+            )?;
+        }
+    }
+    if hits.is_empty() && !json {
+        eprintln!("docmill: no matches for {query:?}");
+    }
+    Ok(exit_codes::OK)
+}
+
+pub fn status(db: &Path, json: bool) -> anyhow::Result<i32> {
+    let catalog = Catalog::open_existing(db)?;
+    let status = catalog.status()?;
+    let mut out = io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, &status)?;
+        writeln!(out)?;
+        return Ok(exit_codes::OK);
+    }
+    let total: u64 = status.documents.values().sum();
+    writeln!(out, "{total} documents, {} pages", status.pages)?;
+    for (state, n) in &status.documents {
+        if *n > 0 {
+            writeln!(out, "  {state:<12} {n}")?;
+        }
+    }
+    if status.interrupted > 0 {
+        writeln!(
+            out,
+            "  ({} attempts interrupted by a stopped run, not counted)",
+            status.interrupted
+        )?;
+    }
+    if !status.failures.is_empty() {
+        writeln!(out, "\nNot indexed:")?;
+        for f in &status.failures {
+            let outcome = f.outcome.as_deref().unwrap_or(&f.status);
+            writeln!(
+                out,
+                "  {}: {} [{}, {} attempts]",
+                f.path, f.reason, outcome, f.attempts
+            )?;
+        }
+    }
+    Ok(exit_codes::OK)
+}
+
+pub fn export(db: &Path, output: Option<&Path>) -> anyhow::Result<i32> {
+    let catalog = Catalog::open_existing(db)?;
+    match output {
+        Some(path) => {
+            let mut w = BufWriter::new(File::create(path)?);
+            catalog.export(&mut w)?;
+        }
+        None => {
+            let mut w = BufWriter::new(io::stdout().lock());
+            catalog.export(&mut w)?;
+        }
+    }
+    Ok(exit_codes::OK)
+}

@@ -1,0 +1,14 @@
+//! docmill's supervisor side: the command line, the catalog and index, the
+//! walk that discovers documents, the pool of worker processes and the run
+//! loop that drives them.
+
+pub mod catalog;
+pub mod cli;
+mod commands;
+pub mod policy;
+mod pool;
+mod run;
+mod signals;
+pub mod sniff;
+pub mod units;
+mod walk;

@@ -1,0 +1,246 @@
+//! Starting a worker: the `docmill` binary again, with the hidden worker
+//! subcommand and the name of a one-shot IPC server it connects back to. The
+//! limits (address space, descriptors, no core dumps) and the parent-death
+//! signal are set between fork and exec, so they hold before the worker
+//! touches a document.
+
+use std::collections::VecDeque;
+use std::io::{self, BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use docmill_protocol::{FromWorker, ToWorker, PROTOCOL_VERSION, WORKER_SUBCOMMAND};
+use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver, IpcSender};
+use thiserror::Error;
+
+/// How long a new worker has to connect back.
+const HANDSHAKE: Duration = Duration::from_secs(15);
+/// Lines of a worker's stderr kept for failure reasons.
+const STDERR_LINES: usize = 12;
+
+#[derive(Clone, Debug)]
+pub struct SpawnSpec {
+    pub exe: PathBuf,
+    /// Address-space limit in bytes (0: none).
+    pub mem_limit: u64,
+    pub fd_limit: u64,
+}
+
+#[derive(Debug, Error)]
+pub enum SpawnError {
+    #[error("cannot create the IPC server")]
+    Server(#[source] io::Error),
+    #[error("cannot start the worker process {exe}")]
+    Exec {
+        exe: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the worker exited during its handshake ({0})")]
+    DiedEarly(String),
+    #[error("the worker did not connect back within {0:?}")]
+    Timeout(Duration),
+    #[error("the worker speaks protocol {found}, this supervisor {known}: a stale binary?")]
+    Protocol { found: u32, known: u32 },
+    #[error("the worker's first message was not a hello")]
+    NoHello,
+}
+
+/// The last lines a worker wrote to stderr, collected on their own thread
+/// so a chatty worker can never block on a full pipe.
+#[derive(Clone, Default)]
+pub struct StderrTail(Arc<Mutex<VecDeque<String>>>);
+
+impl StderrTail {
+    pub fn lines(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn follow(&self, pipe: impl io::Read + Send + 'static, pid: u32) {
+        let tail = self.0.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("stderr-{pid}"))
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let mut reader = BufReader::new(pipe);
+                let mut buf = Vec::new();
+                loop {
+                    buf.clear();
+                    match reader.read_until(b'\n', &mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {
+                            let line = String::from_utf8_lossy(&buf).trim_end().to_string();
+                            if line.is_empty() {
+                                continue;
+                            }
+                            tracing::debug!(worker = pid, "{line}");
+                            if let Ok(mut t) = tail.lock() {
+                                if t.len() == STDERR_LINES {
+                                    t.pop_front();
+                                }
+                                t.push_back(line);
+                            }
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot follow stderr of worker {pid}: {e}");
+        }
+    }
+}
+
+pub struct Worker {
+    pub pid: u32,
+    pub(super) child: Child,
+    pub jobs: IpcSender<ToWorker>,
+    pub stderr: StderrTail,
+    pub mem_limit: u64,
+}
+
+/// Starts a worker and waits for its hello. Must be called from the thread
+/// that lives as long as the supervisor: on Linux the parent-death signal
+/// fires when the thread that forked the child ends.
+pub fn spawn(spec: &SpawnSpec) -> Result<(Worker, IpcReceiver<FromWorker>), SpawnError> {
+    let (server, name) = IpcOneShotServer::<FromWorker>::new().map_err(SpawnError::Server)?;
+    let mut cmd = Command::new(&spec.exe);
+    cmd.arg(WORKER_SUBCOMMAND)
+        .arg(&name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        // Fewer malloc arenas: each one reserves address space, which the
+        // worker's address-space limit counts.
+        .env("MALLOC_ARENA_MAX", "2")
+        .process_group(0);
+    let limits = Limits {
+        mem: spec.mem_limit,
+        fds: spec.fd_limit,
+        parent: std::process::id(),
+    };
+    // SAFETY: the closure runs between fork and exec and only makes
+    // async-signal-safe system calls (prctl, getppid, setrlimit, _exit).
+    unsafe {
+        cmd.pre_exec(move || limits.apply());
+    }
+    let mut child = cmd.spawn().map_err(|source| SpawnError::Exec {
+        exe: spec.exe.clone(),
+        source,
+    })?;
+    let pid = child.id();
+    let stderr = StderrTail::default();
+    if let Some(pipe) = child.stderr.take() {
+        stderr.follow(pipe, pid);
+    }
+
+    let (tx, rx) = mpsc::channel();
+    thread::Builder::new()
+        .name("handshake".into())
+        .spawn(move || {
+            let _ = tx.send(server.accept());
+        })
+        .map_err(SpawnError::Server)?;
+    let deadline = Instant::now() + HANDSHAKE;
+    let accepted = loop {
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(result) => break Ok(result),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break Err(SpawnError::NoHello),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        let died = match child.try_wait() {
+            Ok(Some(status)) => Some(SpawnError::DiedEarly(status.to_string())),
+            Ok(None) if Instant::now() >= deadline => Some(SpawnError::Timeout(HANDSHAKE)),
+            Ok(None) => None,
+            Err(e) => Some(SpawnError::DiedEarly(e.to_string())),
+        };
+        if let Some(err) = died {
+            // Release the acceptor thread: connect to the server ourselves.
+            if let Ok(s) = IpcSender::<FromWorker>::connect(name.clone()) {
+                let _ = s.send(FromWorker::Abandon);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            break Err(err);
+        }
+    };
+    let fail = |mut child: Child, e: SpawnError| {
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(e)
+    };
+    match accepted? {
+        Ok((
+            results,
+            FromWorker::Hello {
+                protocol,
+                pid: _,
+                jobs,
+            },
+        )) => {
+            if protocol != PROTOCOL_VERSION {
+                return fail(
+                    child,
+                    SpawnError::Protocol {
+                        found: protocol,
+                        known: PROTOCOL_VERSION,
+                    },
+                );
+            }
+            Ok((
+                Worker {
+                    pid,
+                    child,
+                    jobs,
+                    stderr,
+                    mem_limit: spec.mem_limit,
+                },
+                results,
+            ))
+        }
+        _ => fail(child, SpawnError::NoHello),
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Limits {
+    mem: u64,
+    fds: u64,
+    parent: u32,
+}
+
+impl Limits {
+    fn apply(&self) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: prctl and getppid are async-signal-safe system calls.
+            unsafe {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // The supervisor may have died between fork and prctl.
+                if libc::getppid() as u32 != self.parent {
+                    libc::_exit(0);
+                }
+            }
+        }
+        if self.mem > 0 {
+            let r = rlimit::setrlimit(rlimit::Resource::AS, self.mem, self.mem);
+            // macOS does not enforce RLIMIT_AS (and may refuse it); the
+            // supervisor's RSS watchdog is the guard there.
+            if cfg!(target_os = "linux") {
+                r?;
+            }
+        }
+        rlimit::setrlimit(rlimit::Resource::NOFILE, self.fds, self.fds)?;
+        rlimit::setrlimit(rlimit::Resource::CORE, 0, 0)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,684 @@
+//! The run loop: events in (worker messages, closed channels, clocks,
+//! signals), actions out (spawn, dispatch, kill, commit). Decisions about
+//! what a failure means live in `policy`; this file only drives.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
+
+use docmill_protocol::{
+    FromWorker, Job, Outcome, PageFlags, ToWorker, WorkerFailure, WorkerFailureKind,
+};
+use ipc_channel::ipc::{IpcReceiverSet, IpcSelectionResult};
+use serde::Serialize;
+
+use super::IndexOptions;
+use crate::catalog::jobs::FinishedResult;
+use crate::catalog::{now_ms, Catalog, CatalogError, Claim, Finished, QueuedDoc};
+use crate::policy;
+use crate::pool::{self, classify_exit, KillReason, SpawnSpec, Worker};
+use crate::signals::Signals;
+
+/// How long a lease lasts before another claimer may take the job back.
+const LEASE: Duration = Duration::from_secs(120);
+/// Finished jobs are written together once this many wait, or once the
+/// oldest has waited `COMMIT_AFTER`.
+const COMMIT_JOBS: usize = 64;
+const COMMIT_BYTES: usize = 16 << 20;
+const COMMIT_AFTER: Duration = Duration::from_millis(250);
+const TICK: Duration = Duration::from_millis(50);
+const RSS_EVERY: Duration = Duration::from_millis(250);
+/// Consecutive failed spawns before the run gives up.
+const SPAWN_RETRIES: u32 = 5;
+const KILL_GRACE: Duration = Duration::from_millis(300);
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Totals {
+    pub done: u64,
+    pub failed: u64,
+    pub quarantined: u64,
+    pub retried: u64,
+    pub cancelled: u64,
+    pub pages: u64,
+    pub workers_started: u64,
+    pub worker_deaths: u64,
+    pub peak_workers: u64,
+    pub outcomes: HashMap<String, u64>,
+}
+
+struct InFlight {
+    doc: QueuedDoc,
+    claim: Claim,
+    job: u64,
+    attempt: u32,
+    started_ms: i64,
+    deadline: Instant,
+    last_beat: Instant,
+    pages: Vec<(u32, String, PageFlags)>,
+}
+
+struct Slot {
+    worker: Worker,
+    job: Option<InFlight>,
+    /// Replace this worker once its job ends (it may have leaked).
+    recycle: bool,
+}
+
+pub struct Driver<'a> {
+    opts: &'a IndexOptions,
+    catalog: &'a mut Catalog,
+    run: i64,
+    owner: String,
+    signals: Signals,
+    spec: SpawnSpec,
+    set: IpcReceiverSet,
+    slots: HashMap<u64, Slot>,
+    next_job: u64,
+    pending_commits: Vec<Finished>,
+    pending_bytes: usize,
+    oldest_commit: Option<Instant>,
+    /// Memory-limit failures per document in this run, for escalation.
+    mem_failures: HashMap<i64, u32>,
+    changed_once: HashSet<i64>,
+    totals: Totals,
+}
+
+impl<'a> Driver<'a> {
+    pub fn new(
+        opts: &'a IndexOptions,
+        catalog: &'a mut Catalog,
+        run: i64,
+        owner: String,
+        signals: Signals,
+    ) -> Driver<'a> {
+        let exe = std::env::current_exe().unwrap_or_else(|_| "docmill".into());
+        Driver {
+            spec: SpawnSpec {
+                exe,
+                mem_limit: opts.worker_mem,
+                fd_limit: opts.worker_fds,
+            },
+            opts,
+            catalog,
+            run,
+            owner,
+            signals,
+            set: IpcReceiverSet::new().expect("IPC receiver set"),
+            slots: HashMap::new(),
+            next_job: 1,
+            pending_commits: Vec::new(),
+            pending_bytes: 0,
+            oldest_commit: None,
+            mem_failures: HashMap::new(),
+            changed_once: HashSet::new(),
+            totals: Totals::default(),
+        }
+    }
+
+    pub fn run(&mut self, mut queue: VecDeque<QueuedDoc>) -> anyhow::Result<Totals> {
+        let total_docs = queue.len();
+        let mut stop_at: Option<Instant> = None;
+        let mut spawn_failures = 0u32;
+        let mut last_rss = Instant::now();
+        let mut last_renew = Instant::now();
+        let mut last_log = Instant::now();
+        loop {
+            if stop_at.is_none() && self.signals.requested().is_some() {
+                stop_at = Some(Instant::now() + self.opts.grace);
+                if !self.opts.quiet {
+                    eprintln!(
+                        "docmill: stopping: letting {} running jobs finish (up to {:?}); press Ctrl-C again to exit now",
+                        self.busy(),
+                        self.opts.grace
+                    );
+                }
+            }
+            let stopping = stop_at.is_some();
+            let in_flight = self.busy();
+            if in_flight == 0 && (queue.is_empty() || stopping) {
+                break;
+            }
+            if let Some(at) = stop_at {
+                if Instant::now() >= at {
+                    self.cancel_all()?;
+                    break;
+                }
+            }
+
+            if !stopping {
+                // Keep as many workers as there is work for, up to the count.
+                let want = (self.opts.workers as usize).min(queue.len() + in_flight);
+                while self.slots.len() < want {
+                    match self.spawn(self.spec.mem_limit) {
+                        Ok(_) => spawn_failures = 0,
+                        Err(e) => {
+                            spawn_failures += 1;
+                            tracing::warn!("cannot start a worker: {}", crate::cli::chain(&e));
+                            if spawn_failures >= SPAWN_RETRIES {
+                                anyhow::bail!("cannot start workers: {}", crate::cli::chain(&e));
+                            }
+                            break;
+                        }
+                    }
+                }
+                self.dispatch(&mut queue)?;
+            }
+
+            self.wait_events(&mut queue)?;
+            self.watchdog(&mut queue, &mut last_rss)?;
+            if last_renew.elapsed() > LEASE / 3 {
+                self.catalog
+                    .renew(&self.owner, now_ms() + LEASE.as_millis() as i64)?;
+                last_renew = Instant::now();
+            }
+            if self.commit_due() {
+                self.flush()?;
+            }
+            if !self.opts.quiet && last_log.elapsed() >= self.opts.log_interval {
+                last_log = Instant::now();
+                let t = &self.totals;
+                eprintln!(
+                    "docmill: {}/{} documents ended, {} pages, {} failed, {} workers ({} busy), {} queued",
+                    t.done + t.failed + t.quarantined,
+                    total_docs,
+                    t.pages,
+                    t.failed + t.quarantined,
+                    self.slots.len(),
+                    self.busy(),
+                    queue.len()
+                );
+            }
+        }
+        self.flush()?;
+        let ids: Vec<u64> = self.slots.keys().copied().collect();
+        for id in ids {
+            if let Some(mut slot) = self.slots.remove(&id) {
+                slot.worker.shutdown(Duration::from_millis(500));
+            }
+        }
+        Ok(std::mem::take(&mut self.totals))
+    }
+
+    fn busy(&self) -> usize {
+        self.slots.values().filter(|s| s.job.is_some()).count()
+    }
+
+    fn spawn(&mut self, mem_limit: u64) -> Result<u64, pool::SpawnError> {
+        let spec = SpawnSpec {
+            mem_limit,
+            ..self.spec.clone()
+        };
+        let (worker, results) = pool::spawn(&spec)?;
+        let id = self.set.add(results).map_err(pool::SpawnError::Server)?;
+        tracing::debug!(pid = worker.pid, "worker started");
+        self.slots.insert(
+            id,
+            Slot {
+                worker,
+                job: None,
+                recycle: false,
+            },
+        );
+        self.totals.workers_started += 1;
+        self.totals.peak_workers = self.totals.peak_workers.max(self.slots.len() as u64);
+        Ok(id)
+    }
+
+    fn dispatch(&mut self, queue: &mut VecDeque<QueuedDoc>) -> anyhow::Result<()> {
+        let idle: Vec<u64> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.job.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        for mut id in idle {
+            let Some(doc) = queue.pop_front() else { break };
+            let expires = now_ms() + LEASE.as_millis() as i64;
+            let claimed = self.catalog.claim(&[doc.id], &self.owner, expires)?;
+            let Some(&(_, claim)) = claimed.first() else {
+                continue; // taken by someone else, or no longer pending
+            };
+            // A document that hit the memory limit runs in a fresh worker
+            // with a larger one.
+            let mem_failures = self.mem_failures.get(&doc.id).copied().unwrap_or(0);
+            if mem_failures > 0 && self.spec.mem_limit > 0 {
+                let limit = policy::escalated_mem_limit(self.spec.mem_limit, mem_failures, 0);
+                if let Some(mut old) = self.slots.remove(&id) {
+                    old.worker.shutdown(Duration::from_millis(200));
+                }
+                match self.spawn(limit) {
+                    Ok(new_id) => id = new_id,
+                    Err(e) => {
+                        tracing::warn!("cannot start a larger worker: {}", crate::cli::chain(&e));
+                        self.release(doc, claim)?;
+                        continue;
+                    }
+                }
+                if let Some(slot) = self.slots.get_mut(&id) {
+                    slot.recycle = true;
+                }
+            }
+            let job_id = self.next_job;
+            self.next_job += 1;
+            let attempt = doc.attempts + 1;
+            let job = Job {
+                id: job_id,
+                path: std::os::unix::ffi::OsStrExt::as_bytes(doc.path.as_os_str()).to_vec(),
+                format: doc.format,
+                range: None,
+                attempt,
+                engine: self.opts.engine,
+                allow_mock: self.opts.allow_mock,
+                epub_entry_cap: self.opts.epub_entry_cap,
+                epub_book_cap: self.opts.epub_book_cap,
+            };
+            let deadline = policy::deadline(&self.opts.timeouts, doc.size, doc.attempts);
+            let slot = self.slots.get_mut(&id).expect("slot just chosen");
+            if slot.worker.jobs.send(ToWorker::Job(job)).is_err() {
+                // The worker died before it could take the job; its closed
+                // channel will be seen, and the job goes back untouched.
+                self.release(doc, claim)?;
+                continue;
+            }
+            let now = Instant::now();
+            slot.job = Some(InFlight {
+                doc,
+                claim,
+                job: job_id,
+                attempt,
+                started_ms: now_ms(),
+                deadline: now + deadline,
+                last_beat: now,
+                pages: Vec::new(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Puts a claimed document back without counting an attempt.
+    fn release(&mut self, doc: QueuedDoc, claim: Claim) -> Result<(), CatalogError> {
+        self.catalog.commit(&[Finished {
+            doc: doc.id,
+            claim,
+            run: self.run,
+            attempt: doc.attempts + 1,
+            worker_pid: 0,
+            started_ms: now_ms(),
+            result: FinishedResult::Released,
+        }])?;
+        Ok(())
+    }
+
+    fn wait_events(&mut self, queue: &mut VecDeque<QueuedDoc>) -> anyhow::Result<()> {
+        let timeout = if self.pending_commits.is_empty() {
+            TICK
+        } else {
+            TICK.min(COMMIT_AFTER)
+        };
+        let events = match self.set.try_select_timeout(timeout) {
+            Ok(events) => events,
+            Err(ipc_channel::TrySelectError::Empty) => return Ok(()),
+            Err(ipc_channel::TrySelectError::IoError(e)) => {
+                // Nothing to select on yet (no workers): wait one tick.
+                if self.slots.is_empty() {
+                    std::thread::sleep(TICK);
+                    return Ok(());
+                }
+                return Err(anyhow::anyhow!("IPC select failed: {e:?}"));
+            }
+        };
+        for event in events {
+            match event {
+                IpcSelectionResult::MessageReceived(id, msg) => match msg.to::<FromWorker>() {
+                    Ok(m) => self.on_message(id, m, queue)?,
+                    Err(e) => tracing::warn!("unreadable message from a worker: {e:?}"),
+                },
+                IpcSelectionResult::ChannelClosed(id) => self.on_closed(id, queue)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn on_message(
+        &mut self,
+        id: u64,
+        msg: FromWorker,
+        queue: &mut VecDeque<QueuedDoc>,
+    ) -> anyhow::Result<()> {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return Ok(());
+        };
+        let current = slot.job.as_ref().map(|j| j.job);
+        match msg {
+            FromWorker::Heartbeat { job } if Some(job) == current => {
+                if let Some(j) = slot.job.as_mut() {
+                    j.last_beat = Instant::now();
+                }
+            }
+            FromWorker::Page {
+                job,
+                page,
+                text,
+                flags,
+            } if Some(job) == current => {
+                if let Some(j) = slot.job.as_mut() {
+                    j.last_beat = Instant::now();
+                    self.pending_bytes += text.len();
+                    j.pages.push((page, text, flags));
+                }
+            }
+            FromWorker::Done { job, summary } if Some(job) == current => {
+                let inflight = slot.job.take().expect("current job");
+                let pid = slot.worker.pid;
+                let recycle = slot.recycle;
+                if recycle {
+                    self.retire(id);
+                }
+                self.on_done(inflight, summary, pid, queue)?;
+            }
+            FromWorker::Failed { job, failure } if Some(job) == current => {
+                let inflight = slot.job.take().expect("current job");
+                let pid = slot.worker.pid;
+                // A worker that ran out of memory or descriptors may have
+                // leaked them: replace it.
+                let leaky = matches!(
+                    failure.kind,
+                    WorkerFailureKind::OutOfMemory | WorkerFailureKind::OutOfDescriptors
+                );
+                if leaky || slot.recycle {
+                    self.retire(id);
+                }
+                let (outcome, reason) = worker_failure(&failure);
+                self.on_failed(inflight, outcome, reason, pid, queue)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Shuts a worker down now that it is idle.
+    fn retire(&mut self, id: u64) {
+        if let Some(mut slot) = self.slots.remove(&id) {
+            slot.worker.shutdown(Duration::from_millis(200));
+        }
+    }
+
+    fn on_done(
+        &mut self,
+        job: InFlight,
+        summary: docmill_protocol::DocSummary,
+        pid: u32,
+        queue: &mut VecDeque<QueuedDoc>,
+    ) -> anyhow::Result<()> {
+        // The text is only good if the file is still the one that was read.
+        match std::fs::metadata(&job.doc.path) {
+            Ok(md) => {
+                let mtime_ns = md.mtime() * 1_000_000_000 + md.mtime_nsec();
+                if md.len() != job.doc.size || mtime_ns != job.doc.mtime_ns {
+                    self.pending_bytes = self.pending_bytes.saturating_sub(bytes_of(&job.pages));
+                    if self.changed_once.insert(job.doc.id) {
+                        self.catalog.restat(job.doc.id, md.len(), mtime_ns)?;
+                        let mut doc = job.doc.clone();
+                        doc.size = md.len();
+                        doc.mtime_ns = mtime_ns;
+                        self.release(job.doc, job.claim)?;
+                        queue.push_front(doc);
+                        return Ok(());
+                    }
+                    return self.record_failure(
+                        job,
+                        Outcome::ExtractFailed,
+                        "the file kept changing while it was read".to_string(),
+                        "failed",
+                        false,
+                        pid,
+                    );
+                }
+            }
+            Err(_) => {
+                return self.record_failure(
+                    job,
+                    Outcome::ExtractFailed,
+                    "the file vanished while it was read".to_string(),
+                    "failed",
+                    false,
+                    pid,
+                );
+            }
+        }
+        self.totals.done += 1;
+        self.totals.pages += job.pages.len() as u64;
+        *self.totals.outcomes.entry("done".into()).or_default() += 1;
+        self.oldest_commit.get_or_insert_with(Instant::now);
+        self.pending_commits.push(Finished {
+            doc: job.doc.id,
+            claim: job.claim,
+            run: self.run,
+            attempt: job.attempt,
+            worker_pid: pid,
+            started_ms: job.started_ms,
+            result: FinishedResult::Done {
+                summary,
+                pages: job.pages,
+            },
+        });
+        Ok(())
+    }
+
+    fn on_failed(
+        &mut self,
+        job: InFlight,
+        outcome: Outcome,
+        reason: String,
+        pid: u32,
+        queue: &mut VecDeque<QueuedDoc>,
+    ) -> anyhow::Result<()> {
+        let verdict = policy::after_failure(outcome, job.doc.attempts, self.opts.max_attempts);
+        if outcome == Outcome::MemoryLimit {
+            *self.mem_failures.entry(job.doc.id).or_default() += 1;
+        }
+        let mut retry = job.doc.clone();
+        retry.attempts += u32::from(verdict.counts);
+        self.record_failure(job, outcome, reason, verdict.status, verdict.counts, pid)?;
+        if verdict.status == "pending" && self.signals.requested().is_none() {
+            // The retry queue comes first. Its failure must be written
+            // before it can be claimed again.
+            self.flush()?;
+            queue.push_front(retry);
+            if outcome != Outcome::Cancelled {
+                self.totals.retried += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn record_failure(
+        &mut self,
+        job: InFlight,
+        outcome: Outcome,
+        reason: String,
+        status: &'static str,
+        counts: bool,
+        pid: u32,
+    ) -> anyhow::Result<()> {
+        self.pending_bytes = self.pending_bytes.saturating_sub(bytes_of(&job.pages));
+        tracing::info!(
+            path = %job.doc.path.display(),
+            attempt = job.attempt,
+            outcome = outcome.as_str(),
+            "{reason}"
+        );
+        *self
+            .totals
+            .outcomes
+            .entry(outcome.as_str().into())
+            .or_default() += 1;
+        match status {
+            "failed" => self.totals.failed += 1,
+            "quarantined" => self.totals.quarantined += 1,
+            _ if outcome == Outcome::Cancelled => self.totals.cancelled += 1,
+            _ => {}
+        }
+        self.oldest_commit.get_or_insert_with(Instant::now);
+        self.pending_commits.push(Finished {
+            doc: job.doc.id,
+            claim: job.claim,
+            run: self.run,
+            attempt: job.attempt,
+            worker_pid: pid,
+            started_ms: job.started_ms,
+            result: FinishedResult::Failed {
+                outcome,
+                reason,
+                status,
+                counts,
+            },
+        });
+        Ok(())
+    }
+
+    fn on_closed(&mut self, id: u64, queue: &mut VecDeque<QueuedDoc>) -> anyhow::Result<()> {
+        let Some(mut slot) = self.slots.remove(&id) else {
+            return Ok(());
+        };
+        let status = slot.worker.reap(Duration::from_millis(500));
+        self.totals.worker_deaths += 1;
+        if let Some(job) = slot.job.take() {
+            let (outcome, reason) = classify_exit(
+                status,
+                None,
+                &slot.worker.stderr.lines(),
+                slot.worker.mem_limit,
+            );
+            self.on_failed(job, outcome, reason, slot.worker.pid, queue)?;
+        } else {
+            tracing::warn!(pid = slot.worker.pid, "an idle worker ended: {status:?}");
+        }
+        Ok(())
+    }
+
+    /// Kills workers that overran their deadline, went silent, or grew past
+    /// their memory limit.
+    fn watchdog(
+        &mut self,
+        queue: &mut VecDeque<QueuedDoc>,
+        last_rss: &mut Instant,
+    ) -> anyhow::Result<()> {
+        let now = Instant::now();
+        let check_rss = now.duration_since(*last_rss) >= RSS_EVERY;
+        if check_rss {
+            *last_rss = now;
+        }
+        let mut kills = Vec::new();
+        for (id, slot) in &self.slots {
+            let Some(job) = &slot.job else { continue };
+            if now >= job.deadline {
+                let total = policy::deadline(&self.opts.timeouts, job.doc.size, job.doc.attempts);
+                kills.push((
+                    *id,
+                    KillReason::Deadline {
+                        secs: total.as_secs_f64(),
+                    },
+                ));
+            } else if now.duration_since(job.last_beat) >= self.opts.heartbeat_timeout {
+                kills.push((
+                    *id,
+                    KillReason::Silent {
+                        secs: now.duration_since(job.last_beat).as_secs_f64(),
+                    },
+                ));
+            } else if check_rss && slot.worker.mem_limit > 0 {
+                if let Some(rss) = pool::rss_bytes(slot.worker.pid) {
+                    if rss > slot.worker.mem_limit {
+                        kills.push((
+                            *id,
+                            KillReason::Memory {
+                                rss,
+                                limit: slot.worker.mem_limit,
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+        for (id, why) in kills {
+            self.kill(id, why, queue)?;
+        }
+        Ok(())
+    }
+
+    fn kill(
+        &mut self,
+        id: u64,
+        why: KillReason,
+        queue: &mut VecDeque<QueuedDoc>,
+    ) -> anyhow::Result<()> {
+        let Some(mut slot) = self.slots.remove(&id) else {
+            return Ok(());
+        };
+        let status = slot.worker.terminate(KILL_GRACE);
+        self.totals.worker_deaths += 1;
+        if let Some(job) = slot.job.take() {
+            let (outcome, reason) = classify_exit(
+                status,
+                Some(&why),
+                &slot.worker.stderr.lines(),
+                slot.worker.mem_limit,
+            );
+            self.on_failed(job, outcome, reason, slot.worker.pid, queue)?;
+        }
+        Ok(())
+    }
+
+    /// The grace period is over: kill what still runs; its documents go back
+    /// to the queue for the next run, not counted against them.
+    fn cancel_all(&mut self) -> anyhow::Result<()> {
+        let ids: Vec<u64> = self.slots.keys().copied().collect();
+        let mut none = VecDeque::new();
+        for id in ids {
+            let busy = self.slots.get(&id).is_some_and(|s| s.job.is_some());
+            if busy {
+                self.kill(id, KillReason::Cancelled, &mut none)?;
+            }
+        }
+        self.flush()?;
+        Ok(())
+    }
+
+    fn commit_due(&self) -> bool {
+        self.pending_commits.len() >= COMMIT_JOBS
+            || self.pending_bytes >= COMMIT_BYTES
+            || self
+                .oldest_commit
+                .is_some_and(|t| t.elapsed() >= COMMIT_AFTER)
+    }
+
+    fn flush(&mut self) -> Result<(), CatalogError> {
+        if self.pending_commits.is_empty() {
+            return Ok(());
+        }
+        let jobs = std::mem::take(&mut self.pending_commits);
+        let held = self.catalog.commit(&jobs)?;
+        for (job, ok) in jobs.iter().zip(held) {
+            if !ok {
+                tracing::warn!(doc = job.doc, "lease lost: the result was not written");
+            }
+        }
+        self.pending_bytes = 0;
+        self.oldest_commit = None;
+        Ok(())
+    }
+}
+
+fn worker_failure(f: &WorkerFailure) -> (Outcome, String) {
+    let outcome = match f.kind {
+        WorkerFailureKind::Deterministic | WorkerFailureKind::Panicked => Outcome::ExtractFailed,
+        WorkerFailureKind::OutOfMemory => Outcome::MemoryLimit,
+        WorkerFailureKind::OutOfDescriptors => Outcome::FdLimit,
+    };
+    (outcome, f.reason.clone())
+}
+
+fn bytes_of(pages: &[(u32, String, PageFlags)]) -> usize {
+    pages.iter().map(|(_, t, _)| t.len()).sum()
+}

@@ -1,0 +1,200 @@
+//! `docmill index`: discover, then drive the worker pool until every
+//! pending document has ended, committing finished jobs in batches.
+
+mod driver;
+mod lock;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use docmill_protocol::{exit_codes, EngineChoice};
+use serde::Serialize;
+
+use crate::catalog::{Catalog, CatalogError, RetryPolicy};
+use crate::policy::Timeouts;
+use crate::signals::Signals;
+use crate::walk::{self, WalkOptions};
+
+pub use driver::Totals;
+
+/// Everything `docmill index` was told.
+#[derive(Clone, Debug, Serialize)]
+pub struct IndexOptions {
+    pub roots: Vec<PathBuf>,
+    pub db: PathBuf,
+    pub workers: u32,
+    /// Address-space limit per worker; 0 means none.
+    pub worker_mem: u64,
+    pub worker_fds: u64,
+    pub max_attempts: u32,
+    #[serde(skip)]
+    pub timeouts: Timeouts,
+    pub heartbeat_timeout: Duration,
+    pub grace: Duration,
+    pub allow_mock: bool,
+    pub follow_symlinks: bool,
+    pub retry_failed: bool,
+    pub retry_quarantined: bool,
+    #[serde(skip)]
+    pub engine: EngineChoice,
+    pub epub_entry_cap: u64,
+    pub epub_book_cap: u64,
+    pub quiet: bool,
+    pub json: bool,
+    pub log_interval: Duration,
+}
+
+/// Runs an index and returns the process exit code.
+pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
+    let started = Instant::now();
+    let signals = Signals::install()?;
+    let roots = match walk::normalize_roots(&opts.roots) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("docmill: {e}");
+            return Ok(exit_codes::USAGE);
+        }
+    };
+    let mut catalog = match Catalog::open(&opts.db) {
+        Ok(c) => c,
+        Err(
+            e @ (CatalogError::MissingFolder(_)
+            | CatalogError::Open { .. }
+            | CatalogError::TooNew { .. }),
+        ) => {
+            eprintln!("docmill: {}", crate::cli::chain(&e));
+            return Ok(exit_codes::USAGE);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let _lock = match lock::RunLock::acquire(&opts.db) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("docmill: {e}");
+            return Ok(exit_codes::USAGE);
+        }
+    };
+    let owner = format!("{}:{}", hostname(), std::process::id());
+    let run = catalog.begin_run(&owner, &serde_json::to_string(opts)?)?;
+    let recovered = catalog.recover_interrupted()?;
+    if recovered > 0 {
+        tracing::info!("{recovered} jobs interrupted by an earlier run go back to the queue");
+    }
+
+    let retry = RetryPolicy {
+        failed: opts.retry_failed,
+        quarantined: opts.retry_quarantined,
+    };
+    let walk_opts = WalkOptions {
+        follow_symlinks: opts.follow_symlinks,
+        allow_mock: opts.allow_mock,
+    };
+    let mut batch = Vec::with_capacity(512);
+    let mut discovered = crate::catalog::DiscoverCounts::default();
+    let mut upsert_err = None;
+    walk::walk(&roots, &walk_opts, |found| {
+        batch.push(found);
+        if batch.len() == 512 && upsert_err.is_none() {
+            match catalog.upsert_found(&batch, run, retry) {
+                Ok(c) => add(&mut discovered, c),
+                Err(e) => upsert_err = Some(e),
+            }
+            batch.clear();
+        }
+    });
+    if let Some(e) = upsert_err {
+        return Err(e.into());
+    }
+    add(&mut discovered, catalog.upsert_found(&batch, run, retry)?);
+    discovered.removed = catalog.remove_missing(&roots, run)?;
+
+    let queue = catalog.pending()?;
+    if !opts.quiet {
+        eprintln!(
+            "docmill: {} new, {} changed, {} unchanged, {} to retry, {} removed; {} to extract with {} workers",
+            discovered.new,
+            discovered.changed,
+            discovered.unchanged,
+            discovered.requeued,
+            discovered.removed,
+            queue.len(),
+            opts.workers
+        );
+    }
+    let mut driver = driver::Driver::new(opts, &mut catalog, run, owner, signals.clone());
+    let totals = driver.run(queue.into())?;
+
+    let stopped_by = signals.requested();
+    let failed = catalog.failed_in_run(run)?;
+    let code = match stopped_by {
+        Some(sig) => Signals::exit_code(sig),
+        None if failed > 0 => exit_codes::SOME_FAILED,
+        None => exit_codes::OK,
+    };
+    let summary = Summary {
+        run,
+        discovered,
+        totals: &totals,
+        failed_documents: failed,
+        seconds: started.elapsed().as_secs_f64(),
+        exit_code: code,
+    };
+    catalog.end_run(run, &serde_json::to_string(&summary)?, code)?;
+    if opts.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    }
+    if !opts.quiet {
+        summary.print();
+    }
+    Ok(code)
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    run: i64,
+    discovered: crate::catalog::DiscoverCounts,
+    totals: &'a Totals,
+    failed_documents: u64,
+    seconds: f64,
+    exit_code: i32,
+}
+
+impl Summary<'_> {
+    fn print(&self) {
+        let t = self.totals;
+        let mins = (self.seconds / 60.0).max(1e-9);
+        eprintln!(
+            "docmill: {} done, {} failed, {} quarantined, {} retried, {} cancelled; {} pages in {:.1}s ({:.0} pages/min); peak {} workers",
+            t.done,
+            t.failed,
+            t.quarantined,
+            t.retried,
+            t.cancelled,
+            t.pages,
+            self.seconds,
+            t.pages as f64 / mins,
+            t.peak_workers
+        );
+        if self.failed_documents > 0 {
+            eprintln!(
+                "docmill: {} documents failed; `docmill status` lists why",
+                self.failed_documents
+            );
+        }
+    }
+}
+
+fn add(total: &mut crate::catalog::DiscoverCounts, c: crate::catalog::DiscoverCounts) {
+    total.new += c.new;
+    total.changed += c.changed;
+    total.unchanged += c.unchanged;
+    total.requeued += c.requeued;
+    total.removed += c.removed;
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}

@@ -1,0 +1,93 @@
+//! The worker's life: connect back, say hello, then one job at a time until
+//! told to stop or the supervisor goes away.
+
+use std::panic::{self, AssertUnwindSafe};
+
+use docmill_protocol::{
+    FromWorker, Job, PageFlags, ToWorker, WorkerFailure, WorkerFailureKind, PROTOCOL_VERSION,
+};
+use ipc_channel::ipc::{self, IpcSender};
+
+use crate::engines::{self, PageSink};
+use crate::heartbeat::{self, CurrentJob};
+use crate::panic_note;
+
+/// Runs a worker connected to the supervisor's one-shot server `server`.
+/// Returns the process exit code.
+pub fn run(server: &str) -> i32 {
+    panic_note::install();
+    let tx: IpcSender<FromWorker> = match IpcSender::connect(server.to_string()) {
+        Ok(tx) => tx,
+        Err(e) => {
+            eprintln!("docmill worker: cannot connect to the supervisor: {e}");
+            return 3;
+        }
+    };
+    let (jobs_tx, jobs_rx) = match ipc::channel::<ToWorker>() {
+        Ok(pair) => pair,
+        Err(e) => {
+            eprintln!("docmill worker: cannot make a channel: {e}");
+            return 3;
+        }
+    };
+    let hello = FromWorker::Hello {
+        protocol: PROTOCOL_VERSION,
+        pid: std::process::id(),
+        jobs: jobs_tx,
+    };
+    if tx.send(hello).is_err() {
+        return 3;
+    }
+    let current = CurrentJob::default();
+    heartbeat::start(tx.clone(), current.clone());
+
+    // A closed channel means the supervisor is gone: exit quietly.
+    while let Ok(ToWorker::Job(job)) = jobs_rx.recv() {
+        current.set(job.id);
+        let reply = handle(&job, &tx);
+        current.clear();
+        if tx.send(reply).is_err() {
+            break;
+        }
+    }
+    0
+}
+
+struct IpcPages<'a> {
+    job: u64,
+    tx: &'a IpcSender<FromWorker>,
+}
+
+impl PageSink for IpcPages<'_> {
+    fn page(&mut self, page: u32, text: String, flags: PageFlags) {
+        // A send error means the supervisor is gone; the job loop notices on
+        // its next receive, so nothing more is needed here.
+        let _ = self.tx.send(FromWorker::Page {
+            job: self.job,
+            page,
+            text,
+            flags,
+        });
+    }
+}
+
+fn handle(job: &Job, tx: &IpcSender<FromWorker>) -> FromWorker {
+    let mut sink = IpcPages { job: job.id, tx };
+    match panic::catch_unwind(AssertUnwindSafe(|| engines::extract(job, &mut sink))) {
+        Ok(Ok(summary)) => FromWorker::Done {
+            job: job.id,
+            summary,
+        },
+        Ok(Err(failure)) => FromWorker::Failed {
+            job: job.id,
+            failure,
+        },
+        Err(_) => FromWorker::Failed {
+            job: job.id,
+            failure: WorkerFailure {
+                kind: WorkerFailureKind::Panicked,
+                reason: format!("extraction panicked: {}", panic_note::take()),
+            },
+        },
+    }
+}
