@@ -50,6 +50,10 @@ pub enum WorkerFailureKind {
     OutOfMemory,
     /// Ran out of descriptors (EMFILE).
     OutOfDescriptors,
+    /// The engine finished, but its text is judged unusable (letters split
+    /// by spaces, words run together, or replacement characters). Another
+    /// engine may do better; the same engine will not.
+    Garbage,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use docmill_protocol::{exit_codes, EngineChoice, WORKER_SUBCOMMAND};
+use docmill_protocol::{exit_codes, WORKER_SUBCOMMAND};
 
 use crate::commands;
+use crate::engines;
 use crate::policy::{self, Timeouts};
 use crate::run::{self, IndexOptions};
 use crate::units::{parse_duration, parse_size};
@@ -17,6 +18,8 @@ use crate::units::{parse_duration, parse_size};
 #[command(
     name = "docmill",
     version,
+    // A flag given twice takes its last value, so scripts can override.
+    args_override_self = true,
     about = "Index a library of PDFs and EPUBs into a searchable full-text index, crash-tolerantly."
 )]
 struct Cli {
@@ -48,6 +51,12 @@ enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// The PDF engines installed, their versions, and the order `auto` uses.
+    Engines {
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -76,6 +85,10 @@ struct IndexArgs {
     /// After SIGINT/SIGTERM, how long running jobs may take to finish.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     grace: Duration,
+    /// PDF engine: auto (fastest installed, the others as fallbacks), builtin,
+    /// mupdf or poppler.
+    #[arg(long, default_value = "auto", value_parser = engines::parse_engine_flag)]
+    pdf_engine: engines::EngineFlag,
     /// Obey .mockdoc fault-injection scripts (for tests).
     #[arg(long)]
     allow_mock_docs: bool,
@@ -151,6 +164,7 @@ pub fn main() -> i32 {
         Command::Search(a) => commands::search(&cli.db, &a.query.join(" "), a.limit, a.json),
         Command::Status { json } => commands::status(&cli.db, json),
         Command::Export { output, .. } => commands::export(&cli.db, output.as_deref()),
+        Command::Engines { json } => engines::list(json),
     };
     match result {
         Ok(code) => code,
@@ -188,7 +202,7 @@ fn index_options(a: IndexArgs, db: PathBuf) -> IndexOptions {
         follow_symlinks: a.follow_symlinks,
         retry_failed: a.retry_failed,
         retry_quarantined: a.retry_quarantined,
-        engine: EngineChoice::Builtin,
+        pdf_engine: a.pdf_engine,
         epub_entry_cap: a.epub_entry_cap,
         epub_book_cap: a.epub_book_cap,
         quiet: a.quiet,

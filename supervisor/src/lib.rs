@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod cli;
 mod commands;
+pub mod engines;
 pub mod policy;
 mod pool;
 mod run;

@@ -7,5 +7,6 @@ mod heartbeat;
 mod job_loop;
 pub mod mockdoc;
 mod panic_note;
+pub mod quality;
 
 pub use job_loop::run;

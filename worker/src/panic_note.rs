@@ -44,7 +44,11 @@ pub fn one_line(s: &str) -> String {
         }
         out.push_str(word);
         if out.len() > 300 {
-            out.truncate(300);
+            let mut cut = 300;
+            while !out.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            out.truncate(cut);
             out.push('…');
             break;
         }

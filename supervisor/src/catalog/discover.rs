@@ -98,6 +98,9 @@ impl Catalog {
                 "UPDATE documents SET status = 'pending', attempts = 0, seen_run = ?1, updated_ms = ?2
                  WHERE id = ?3",
             )?;
+            let mut relabel = tx.prepare_cached(
+                "UPDATE documents SET status = ?1, reason = ?2, seen_run = ?3, updated_ms = ?4 WHERE id = ?5",
+            )?;
             let mut drop_pages = tx.prepare_cached("DELETE FROM pages WHERE doc_id = ?1")?;
             let now = now_ms();
             for f in found {
@@ -140,6 +143,13 @@ impl Catalog {
                             id
                         ])?;
                         counts.changed += 1;
+                    }
+                    Some((id, _, _, old)) if status != "pending" && old != "done" => {
+                        // Not a document: the walk's latest word stands. (An
+                        // unchanged file that was indexed keeps its pages even
+                        // if it cannot be read right now.)
+                        relabel.execute(params![status, reason, run, now, id])?;
+                        counts.unchanged += 1;
                     }
                     Some((id, _, _, old)) => {
                         let again = match old.as_str() {

@@ -21,6 +21,10 @@ pub struct QueuedDoc {
     pub format: Format,
     /// Attempts that counted against the document so far.
     pub attempts: u32,
+    /// Position in the run's PDF engine order (fallbacks move it on).
+    pub engine_idx: usize,
+    /// What the engines before this one said, for the final reason.
+    pub engine_notes: Vec<String>,
 }
 
 /// The lease a claim took.
@@ -55,8 +59,8 @@ pub enum FinishedResult {
         status: &'static str,
         counts: bool,
     },
-    /// The attempt was cut short by the run itself (a signal): not the
-    /// document's fault, back to the queue.
+    /// Handed back before its result could count (never started, or the
+    /// file changed under it): back to the queue, no attempt recorded.
     Released,
 }
 
@@ -77,6 +81,8 @@ impl Catalog {
                 mtime_ns: r.get(3)?,
                 format: Format::parse(&format).unwrap_or(Format::Pdf),
                 attempts: r.get::<_, i64>(5)? as u32,
+                engine_idx: 0,
+                engine_notes: Vec::new(),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -201,6 +207,10 @@ fn write_one(tx: &Transaction<'_>, job: &Finished) -> Result<bool, CatalogError>
     if fenced == 0 {
         return Ok(false);
     }
+    if matches!(job.result, FinishedResult::Released) {
+        // Handed back before it produced anything: not an attempt.
+        return Ok(true);
+    }
     let (outcome, reason, engine) = match &job.result {
         FinishedResult::Done { summary, .. } => {
             (Outcome::Done, None, Some(summary.engine.as_str()))
@@ -208,7 +218,7 @@ fn write_one(tx: &Transaction<'_>, job: &Finished) -> Result<bool, CatalogError>
         FinishedResult::Failed {
             outcome, reason, ..
         } => (*outcome, Some(reason.as_str()), None),
-        FinishedResult::Released => (Outcome::Cancelled, None, None),
+        FinishedResult::Released => unreachable!("released jobs record no attempt"),
     };
     tx.execute(
         "INSERT INTO attempts (doc_id, run_id, attempt, outcome, reason, engine, worker_pid, started_ms, ended_ms)

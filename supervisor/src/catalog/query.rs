@@ -54,9 +54,9 @@ impl Catalog {
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, CatalogError> {
         match self.search_raw(query, limit) {
             Ok(hits) => Ok(hits),
-            Err(CatalogError::Sql(rusqlite::Error::SqliteFailure(_, Some(msg))))
-                if msg.contains("fts5") || msg.contains("syntax") =>
-            {
+            // Hyphens, colons and the like are FTS5 operators; a query that
+            // does not parse is most likely plain words meant literally.
+            Err(CatalogError::Sql(rusqlite::Error::SqliteFailure(_, _))) => {
                 self.search_raw(&quote_words(query), limit)
             }
             Err(e) => Err(e),

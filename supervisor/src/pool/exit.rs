@@ -82,6 +82,14 @@ pub fn classify_exit(
     (Outcome::Crashed, reason)
 }
 
+/// Whether a line of a worker's stderr reports a failed allocation (Rust's
+/// allocation-error message, or a C library's).
+pub fn says_out_of_memory(line: &str) -> bool {
+    line.contains("memory allocation of")
+        || line.contains("out of memory")
+        || line.contains("Cannot allocate memory")
+}
+
 fn signal_name(sig: i32) -> String {
     nix::sys::signal::Signal::try_from(sig)
         .map(|s| s.as_str().to_string())

@@ -52,15 +52,16 @@ pub enum SpawnError {
 }
 
 /// The last lines a worker wrote to stderr, collected on their own thread
-/// so a chatty worker can never block on a full pipe.
+/// so a chatty worker can never block on a full pipe. A line that says an
+/// allocation failed is kept however much follows it.
 #[derive(Clone, Default)]
-pub struct StderrTail(Arc<Mutex<VecDeque<String>>>);
+pub struct StderrTail(Arc<Mutex<(VecDeque<String>, Option<String>)>>);
 
 impl StderrTail {
     pub fn lines(&self) -> Vec<String> {
         self.0
             .lock()
-            .map(|l| l.iter().cloned().collect())
+            .map(|t| t.1.iter().chain(t.0.iter()).cloned().collect())
             .unwrap_or_default()
     }
 
@@ -83,10 +84,13 @@ impl StderrTail {
                             }
                             tracing::debug!(worker = pid, "{line}");
                             if let Ok(mut t) = tail.lock() {
-                                if t.len() == STDERR_LINES {
-                                    t.pop_front();
+                                if t.1.is_none() && super::exit::says_out_of_memory(&line) {
+                                    t.1 = Some(line.clone());
                                 }
-                                t.push_back(line);
+                                if t.0.len() == STDERR_LINES {
+                                    t.0.pop_front();
+                                }
+                                t.0.push_back(line);
                             }
                         }
                     }
@@ -120,6 +124,9 @@ pub fn spawn(spec: &SpawnSpec) -> Result<(Worker, IpcReceiver<FromWorker>), Spaw
         // Fewer malloc arenas: each one reserves address space, which the
         // worker's address-space limit counts.
         .env("MALLOC_ARENA_MAX", "2")
+        // Panics are reported in one line by the worker's own hook; a
+        // backtrace would only push the useful lines out of the tail.
+        .env("RUST_BACKTRACE", "0")
         .process_group(0);
     let limits = Limits {
         mem: spec.mem_limit,

@@ -7,7 +7,8 @@ use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 use docmill_protocol::{
-    FromWorker, Job, Outcome, PageFlags, ToWorker, WorkerFailure, WorkerFailureKind,
+    EngineChoice, Format, FromWorker, Job, Outcome, PageFlags, ToWorker, WorkerFailure,
+    WorkerFailureKind,
 };
 use ipc_channel::ipc::{IpcReceiverSet, IpcSelectionResult};
 use serde::Serialize;
@@ -35,6 +36,9 @@ const KILL_GRACE: Duration = Duration::from_millis(300);
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Totals {
     pub done: u64,
+    /// Documents done by a fallback engine after the first one failed.
+    pub rescued: u64,
+    pub fallbacks: u64,
     pub failed: u64,
     pub quarantined: u64,
     pub retried: u64,
@@ -66,6 +70,8 @@ struct Slot {
 
 pub struct Driver<'a> {
     opts: &'a IndexOptions,
+    /// PDF engines in the order they are tried.
+    engines: Vec<EngineChoice>,
     catalog: &'a mut Catalog,
     run: i64,
     owner: String,
@@ -86,6 +92,7 @@ pub struct Driver<'a> {
 impl<'a> Driver<'a> {
     pub fn new(
         opts: &'a IndexOptions,
+        engines: Vec<EngineChoice>,
         catalog: &'a mut Catalog,
         run: i64,
         owner: String,
@@ -99,6 +106,7 @@ impl<'a> Driver<'a> {
                 fd_limit: opts.worker_fds,
             },
             opts,
+            engines,
             catalog,
             run,
             owner,
@@ -267,7 +275,7 @@ impl<'a> Driver<'a> {
                 format: doc.format,
                 range: None,
                 attempt,
-                engine: self.opts.engine,
+                engine: self.engines[doc.engine_idx.min(self.engines.len() - 1)],
                 allow_mock: self.opts.allow_mock,
                 epub_entry_cap: self.opts.epub_entry_cap,
                 epub_book_cap: self.opts.epub_book_cap,
@@ -275,9 +283,14 @@ impl<'a> Driver<'a> {
             let deadline = policy::deadline(&self.opts.timeouts, doc.size, doc.attempts);
             let slot = self.slots.get_mut(&id).expect("slot just chosen");
             if slot.worker.jobs.send(ToWorker::Job(job)).is_err() {
-                // The worker died before it could take the job; its closed
-                // channel will be seen, and the job goes back untouched.
-                self.release(doc, claim)?;
+                // The worker died before it could take the job: reap it, and
+                // the job goes back to the front of the queue untouched.
+                if let Some(mut dead) = self.slots.remove(&id) {
+                    dead.worker.kill_now();
+                    self.totals.worker_deaths += 1;
+                }
+                self.release(doc.clone(), claim)?;
+                queue.push_front(doc);
                 continue;
             }
             let now = Instant::now();
@@ -447,6 +460,9 @@ impl<'a> Driver<'a> {
             }
         }
         self.totals.done += 1;
+        if job.doc.engine_idx > 0 {
+            self.totals.rescued += 1;
+        }
         self.totals.pages += job.pages.len() as u64;
         *self.totals.outcomes.entry("done".into()).or_default() += 1;
         self.oldest_commit.get_or_insert_with(Instant::now);
@@ -474,11 +490,45 @@ impl<'a> Driver<'a> {
         queue: &mut VecDeque<QueuedDoc>,
     ) -> anyhow::Result<()> {
         let verdict = policy::after_failure(outcome, job.doc.attempts, self.opts.max_attempts);
+        // Under `auto`, a PDF that one engine cannot read (an error, a
+        // panic, garbage text, a timeout) goes to the next engine at once,
+        // without counting against it. A crash or a limit hit may be the
+        // machine's doing (a kill, memory pressure), so those are retried
+        // with the same engine first and fall back only once exhausted.
+        let fallback = job.doc.format == Format::Pdf
+            && job.doc.engine_idx + 1 < self.engines.len()
+            && match outcome {
+                Outcome::ExtractFailed | Outcome::TimedOut => true,
+                Outcome::Done | Outcome::Cancelled => false,
+                _ => verdict.status != "pending",
+            };
+        if fallback {
+            let counts = !matches!(outcome, Outcome::ExtractFailed | Outcome::TimedOut);
+            let engine = self.engines[job.doc.engine_idx].as_str();
+            let note = format!("{engine}: {reason}");
+            let mut next = job.doc.clone();
+            next.engine_idx += 1;
+            next.attempts += u32::from(counts);
+            next.engine_notes.push(note.clone());
+            self.totals.fallbacks += 1;
+            self.record_failure(job, outcome, note, "pending", counts, pid)?;
+            if self.signals.requested().is_none() {
+                self.flush()?;
+                queue.push_front(next);
+            }
+            return Ok(());
+        }
         if outcome == Outcome::MemoryLimit {
             *self.mem_failures.entry(job.doc.id).or_default() += 1;
         }
         let mut retry = job.doc.clone();
         retry.attempts += u32::from(verdict.counts);
+        let reason = if job.doc.engine_notes.is_empty() || verdict.status == "pending" {
+            reason
+        } else {
+            let engine = self.engines[job.doc.engine_idx].as_str();
+            final_engine_reason(&job.doc.engine_notes, &format!("{engine}: {reason}"))
+        };
         self.record_failure(job, outcome, reason, verdict.status, verdict.counts, pid)?;
         if verdict.status == "pending" && self.signals.requested().is_none() {
             // The retry queue comes first. Its failure must be written
@@ -672,11 +722,31 @@ impl<'a> Driver<'a> {
 
 fn worker_failure(f: &WorkerFailure) -> (Outcome, String) {
     let outcome = match f.kind {
-        WorkerFailureKind::Deterministic | WorkerFailureKind::Panicked => Outcome::ExtractFailed,
+        WorkerFailureKind::Deterministic
+        | WorkerFailureKind::Panicked
+        | WorkerFailureKind::Garbage => Outcome::ExtractFailed,
         WorkerFailureKind::OutOfMemory => Outcome::MemoryLimit,
         WorkerFailureKind::OutOfDescriptors => Outcome::FdLimit,
     };
     (outcome, f.reason.clone())
+}
+
+/// The reason a PDF failed with every engine: "password required" when any
+/// engine said so (the others only fail less clearly), else what each said.
+fn final_engine_reason(earlier: &[String], last: &str) -> String {
+    let all: Vec<&str> = earlier.iter().map(String::as_str).chain([last]).collect();
+    if all.iter().any(|r| r.ends_with("password required")) {
+        return "password required".to_string();
+    }
+    let joined = format!("every engine failed: {}", all.join("; "));
+    if joined.len() <= 400 {
+        return joined;
+    }
+    let mut end = 400;
+    while !joined.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &joined[..end])
 }
 
 fn bytes_of(pages: &[(u32, String, PageFlags)]) -> usize {

@@ -7,10 +7,11 @@ mod lock;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use docmill_protocol::{exit_codes, EngineChoice};
+use docmill_protocol::exit_codes;
 use serde::Serialize;
 
 use crate::catalog::{Catalog, CatalogError, RetryPolicy};
+use crate::engines::{self, EngineFlag};
 use crate::policy::Timeouts;
 use crate::signals::Signals;
 use crate::walk::{self, WalkOptions};
@@ -36,7 +37,7 @@ pub struct IndexOptions {
     pub retry_failed: bool,
     pub retry_quarantined: bool,
     #[serde(skip)]
-    pub engine: EngineChoice,
+    pub pdf_engine: EngineFlag,
     pub epub_entry_cap: u64,
     pub epub_book_cap: u64,
     pub quiet: bool,
@@ -50,6 +51,13 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
     let signals = Signals::install()?;
     let roots = match walk::normalize_roots(&opts.roots) {
         Ok(r) => r,
+        Err(e) => {
+            eprintln!("docmill: {e}");
+            return Ok(exit_codes::USAGE);
+        }
+    };
+    let engine_order = match engines::resolve(opts.pdf_engine, &engines::detect()) {
+        Ok(order) => order,
         Err(e) => {
             eprintln!("docmill: {e}");
             return Ok(exit_codes::USAGE);
@@ -121,7 +129,14 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
             opts.workers
         );
     }
-    let mut driver = driver::Driver::new(opts, &mut catalog, run, owner, signals.clone());
+    let mut driver = driver::Driver::new(
+        opts,
+        engine_order,
+        &mut catalog,
+        run,
+        owner,
+        signals.clone(),
+    );
     let totals = driver.run(queue.into())?;
 
     let stopped_by = signals.requested();
@@ -164,8 +179,9 @@ impl Summary<'_> {
         let t = self.totals;
         let mins = (self.seconds / 60.0).max(1e-9);
         eprintln!(
-            "docmill: {} done, {} failed, {} quarantined, {} retried, {} cancelled; {} pages in {:.1}s ({:.0} pages/min); peak {} workers",
+            "docmill: {} done ({} rescued by a fallback engine), {} failed, {} quarantined, {} retried, {} cancelled; {} pages in {:.1}s ({:.0} pages/min); peak {} workers",
             t.done,
+            t.rescued,
             t.failed,
             t.quarantined,
             t.retried,

@@ -1,17 +1,24 @@
 //! Engines turn one document (or a page range of it) into page texts. One
-//! file per engine; `extract` picks the one a job asks for.
+//! file per engine; `extract` picks the one a job asks for and, for PDFs,
+//! judges the text it produced (see `quality`).
 
+mod child;
 mod epub;
+pub mod mupdf;
 mod pdf_builtin;
+pub mod poppler;
 
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use docmill_protocol::{DocSummary, Format, Job, PageFlags, WorkerFailure, WorkerFailureKind};
+use docmill_protocol::{
+    DocSummary, EngineChoice, Format, Job, PageFlags, PageRange, WorkerFailure, WorkerFailureKind,
+};
 
 use crate::mockdoc;
+use crate::quality::TextStats;
 
 /// Where an engine puts pages, in page order, as soon as each is ready.
 pub trait PageSink {
@@ -22,13 +29,73 @@ pub trait PageSink {
 pub fn extract(job: &Job, sink: &mut dyn PageSink) -> Result<DocSummary, WorkerFailure> {
     let path = Path::new(OsStr::from_bytes(&job.path));
     match job.format {
-        Format::Pdf => pdf_builtin::extract(path, job.range, sink),
+        Format::Pdf => extract_pdf(path, job.engine, job.range, sink),
         Format::Epub => epub::extract(path, job, sink),
         Format::Mock if job.allow_mock => mockdoc::run(path, job, sink),
         Format::Mock => Err(deterministic(
             "mock documents are only obeyed with --allow-mock-docs".to_string(),
         )),
     }
+}
+
+/// Extracts a PDF (or the page range of it) with `engine`, then fails the job
+/// as garbage when the text it produced is judged unusable. A chunk job is
+/// judged on its own pages.
+pub fn extract_pdf(
+    path: &Path,
+    engine: EngineChoice,
+    range: Option<PageRange>,
+    sink: &mut dyn PageSink,
+) -> Result<DocSummary, WorkerFailure> {
+    let mut judged = Judged {
+        inner: sink,
+        stats: TextStats::default(),
+    };
+    let summary = match engine {
+        EngineChoice::Builtin => pdf_builtin::extract(path, range, &mut judged)?,
+        EngineChoice::Mupdf => mupdf::extract(path, range, &mut judged)?,
+        EngineChoice::Poppler => poppler::extract(path, range, &mut judged)?,
+    };
+    match judged.stats.verdict().reason() {
+        Some(reason) => Err(WorkerFailure {
+            kind: WorkerFailureKind::Garbage,
+            reason,
+        }),
+        None => Ok(summary),
+    }
+}
+
+/// Passes pages on and counts them for the quality check.
+struct Judged<'a> {
+    inner: &'a mut dyn PageSink,
+    stats: TextStats,
+}
+
+impl PageSink for Judged<'_> {
+    fn page(&mut self, page: u32, text: String, flags: PageFlags) {
+        self.stats.add(&text);
+        self.inner.page(page, text, flags);
+    }
+}
+
+/// The pages `first..=last` a job asks for out of `page_count`: the whole
+/// document without a range, a range cut at the document's end, and a
+/// failure for a range that starts past it.
+pub(crate) fn clamp_range(
+    range: Option<PageRange>,
+    page_count: u32,
+) -> Result<(u32, u32), WorkerFailure> {
+    let Some(r) = range else {
+        return Ok((1, page_count));
+    };
+    let first = r.first.max(1);
+    if first > page_count || r.last < first {
+        return Err(deterministic(format!(
+            "page range {}-{} is past the document's {page_count} pages",
+            r.first, r.last
+        )));
+    }
+    Ok((first, r.last.min(page_count)))
 }
 
 pub(crate) fn deterministic(reason: String) -> WorkerFailure {
@@ -54,5 +121,21 @@ pub(crate) fn io_failure(what: &str, e: &io::Error) -> WorkerFailure {
     WorkerFailure {
         kind,
         reason: format!("{what}: {cause}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_clamped_to_the_document() {
+        let r = |first, last| Some(PageRange { first, last });
+        assert_eq!(clamp_range(None, 7).ok(), Some((1, 7)));
+        assert_eq!(clamp_range(r(3, 5), 7).ok(), Some((3, 5)));
+        assert_eq!(clamp_range(r(5, 500), 7).ok(), Some((5, 7)));
+        assert_eq!(clamp_range(r(0, 2), 7).ok(), Some((1, 2)));
+        assert!(clamp_range(r(8, 9), 7).is_err());
+        assert!(clamp_range(r(5, 4), 7).is_err());
     }
 }

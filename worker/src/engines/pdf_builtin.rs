@@ -172,7 +172,7 @@ fn info_strings(doc: &Document) -> (Option<String>, Option<String>) {
 
 /// PDF text strings are UTF-16BE with a byte-order mark, or PDFDocEncoding
 /// (close enough to Latin-1 for titles).
-fn decode_pdf_string(bytes: &[u8]) -> String {
+pub(crate) fn decode_pdf_string(bytes: &[u8]) -> String {
     if bytes.starts_with(&[0xFE, 0xFF]) {
         let units: Vec<u16> = bytes[2..]
             .chunks_exact(2)
