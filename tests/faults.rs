@@ -143,6 +143,26 @@ fn every_fault_class_ends_in_its_outcome() {
     assert!(reason("hang.mockdoc").contains("deadline"), "{st}");
     assert!(reason("alloc.mockdoc").contains("limit"), "{st}");
 
+    // The memory-limit retry ran alone: no other attempt overlaps it.
+    let conn = env.sql();
+    let (start, end): (i64, i64) = conn
+        .query_row(
+            "SELECT a.started_ms, a.ended_ms FROM attempts a JOIN documents d ON d.id = a.doc_id
+             WHERE d.display_path LIKE '%/alloc.mockdoc' AND a.attempt = 2",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let beside: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM attempts a JOIN documents d ON d.id = a.doc_id
+             WHERE d.display_path NOT LIKE '%/alloc.mockdoc' AND a.started_ms < ?2 AND a.ended_ms > ?1",
+            [start, end],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(beside, 0, "another job ran beside the memory-limit retry");
+
     // Quarantined documents are not retried by the next run...
     let again = env.run(&index_args(&lib, &["--json", "--max-attempts", "2"]));
     let summary: serde_json::Value = serde_json::from_str(again.stdout().trim()).unwrap();

@@ -42,6 +42,8 @@ pub struct Finished {
     pub attempt: u32,
     pub worker_pid: u32,
     pub started_ms: i64,
+    /// When the result arrived (commits are batched, so not commit time).
+    pub ended_ms: i64,
     pub result: FinishedResult,
 }
 
@@ -232,7 +234,7 @@ fn write_one(tx: &Transaction<'_>, job: &Finished) -> Result<bool, CatalogError>
             engine,
             job.worker_pid,
             job.started_ms,
-            now
+            job.ended_ms
         ],
     )?;
     Ok(true)

@@ -59,6 +59,8 @@ struct InFlight {
     deadline: Instant,
     last_beat: Instant,
     pages: Vec<(u32, String, PageFlags)>,
+    /// A memory-limit retry: it runs with nothing beside it.
+    alone: bool,
 }
 
 struct Slot {
@@ -240,6 +242,22 @@ impl<'a> Driver<'a> {
             .map(|(id, _)| *id)
             .collect();
         for mut id in idle {
+            // A document that hit the memory limit is retried alone, in a
+            // worker with a larger limit: nothing starts beside it, and it
+            // starts only once the others have finished.
+            if self
+                .slots
+                .values()
+                .any(|s| s.job.as_ref().is_some_and(|j| j.alone))
+            {
+                break;
+            }
+            let needs_alone = queue
+                .front()
+                .is_some_and(|d| self.mem_failures.get(&d.id).is_some_and(|n| *n > 0));
+            if needs_alone && self.busy() > 0 {
+                break;
+            }
             let Some(doc) = queue.pop_front() else { break };
             let expires = now_ms() + LEASE.as_millis() as i64;
             let claimed = self.catalog.claim(&[doc.id], &self.owner, expires)?;
@@ -303,6 +321,7 @@ impl<'a> Driver<'a> {
                 deadline: now + deadline,
                 last_beat: now,
                 pages: Vec::new(),
+                alone: needs_alone,
             });
         }
         Ok(())
@@ -317,6 +336,7 @@ impl<'a> Driver<'a> {
             attempt: doc.attempts + 1,
             worker_pid: 0,
             started_ms: now_ms(),
+            ended_ms: now_ms(),
             result: FinishedResult::Released,
         }])?;
         Ok(())
@@ -473,6 +493,7 @@ impl<'a> Driver<'a> {
             attempt: job.attempt,
             worker_pid: pid,
             started_ms: job.started_ms,
+            ended_ms: now_ms(),
             result: FinishedResult::Done {
                 summary,
                 pages: job.pages,
@@ -577,6 +598,7 @@ impl<'a> Driver<'a> {
             attempt: job.attempt,
             worker_pid: pid,
             started_ms: job.started_ms,
+            ended_ms: now_ms(),
             result: FinishedResult::Failed {
                 outcome,
                 reason,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::thread::{self, JoinHandle};
 
-use docmill_protocol::{PageFlags, WorkerFailure, WorkerFailureKind};
+use docmill_protocol::{DocSummary, PageFlags, WorkerFailure, WorkerFailureKind};
 
 use super::{deterministic, io_failure, PageSink};
 
@@ -275,4 +275,24 @@ pub fn pages_to_sink(
     // Bytes after the last form feed are a newline, or the start of a page
     // the child did not finish: that page counts as not sent.
     Ok((finished, next - first))
+}
+
+/// What a PDF tool says about a document before extracting it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    pub page_count: u32,
+    pub title: Option<String>,
+    pub author: Option<String>,
+}
+
+impl Meta {
+    pub fn into_summary(self, engine: &str) -> DocSummary {
+        DocSummary {
+            page_count: self.page_count,
+            title: self.title,
+            author: self.author,
+            language: None,
+            engine: engine.to_string(),
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use docmill_protocol::{DocSummary, PageFlags, PageRange, WorkerFailure};
 
-use super::child::{self, Finished};
+use super::child::{self, Finished, Meta};
 use super::{deterministic, pdf_builtin, PageSink};
 
 pub const NAME: &str = "mupdf";
@@ -61,20 +61,7 @@ pub fn extract(
         sink.page(next, String::new(), PageFlags { failed: true });
         next += 1;
     }
-    Ok(DocSummary {
-        page_count: meta.page_count,
-        title: meta.title,
-        author: meta.author,
-        language: None,
-        engine: NAME.to_string(),
-    })
-}
-
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Meta {
-    page_count: u32,
-    title: Option<String>,
-    author: Option<String>,
+    Ok(meta.into_summary(NAME))
 }
 
 /// One `mutool show -g` for three paths: it prints one line per path, an

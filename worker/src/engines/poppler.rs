@@ -8,7 +8,7 @@ use std::process::Command;
 
 use docmill_protocol::{DocSummary, PageRange, WorkerFailure};
 
-use super::child::{self, Finished};
+use super::child::{self, Finished, Meta};
 use super::{deterministic, PageSink};
 
 pub const NAME: &str = "poppler";
@@ -44,20 +44,7 @@ pub fn extract(
         let what = format!("pdftotext stopped after {sent} of {wanted} pages");
         return Err(finished.failure(&what, reason(&finished)));
     }
-    Ok(DocSummary {
-        page_count: meta.page_count,
-        title: meta.title,
-        author: meta.author,
-        language: None,
-        engine: NAME.to_string(),
-    })
-}
-
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Meta {
-    page_count: u32,
-    title: Option<String>,
-    author: Option<String>,
+    Ok(meta.into_summary(NAME))
 }
 
 fn metadata(file: &Path) -> Result<Meta, WorkerFailure> {
