@@ -12,6 +12,7 @@ use crate::commands;
 use crate::engines;
 use crate::policy::{self, Timeouts};
 use crate::run::{self, IndexOptions};
+use crate::scale::{self, Profile, ScalePolicy};
 use crate::units::{parse_duration, parse_size};
 
 #[derive(Parser, Debug)]
@@ -51,6 +52,15 @@ enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// A self-contained HTML report of a run: charts and a summary.
+    Report {
+        /// The run to report on (default: the last one).
+        #[arg(long)]
+        run: Option<i64>,
+        /// Where to write the HTML file.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
     /// The PDF engines installed, their versions, and the order `auto` uses.
     Engines {
         /// One JSON object on stdout.
@@ -64,9 +74,35 @@ struct IndexArgs {
     /// Files and folders to index.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
-    /// Worker processes.
+    /// A fixed number of worker processes (shorthand for equal
+    /// --min-workers and --max-workers).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    workers: Option<u32>,
+    /// The fewest workers the scaler keeps.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
-    workers: u32,
+    min_workers: u32,
+    /// The most workers the scaler starts.
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=64))]
+    max_workers: u32,
+    /// background (default: hold CPU near 70%), batch (use the whole machine),
+    /// conservative (minimum workers, generous timeouts).
+    #[arg(long, default_value = "background", value_parser = Profile::parse)]
+    profile: Profile,
+    /// How often the scaler decides.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    scale_interval: Duration,
+    /// CPU percent the scaler aims at (default from the profile).
+    #[arg(long)]
+    target_cpu: Option<f32>,
+    /// CPU percent above which it throttles by two workers at once.
+    #[arg(long)]
+    critical_cpu: Option<f32>,
+    /// Memory to leave available to the rest of the machine.
+    #[arg(long, default_value = "1.5G", value_parser = parse_size)]
+    min_free: u64,
+    /// Cap on the whole run's memory (supervisor and workers), e.g. 2G.
+    #[arg(long, value_parser = parse_size)]
+    memory_budget: Option<u64>,
     /// Address-space limit per worker (e.g. 1G); default from available memory.
     #[arg(long, value_parser = parse_size)]
     worker_mem: Option<u64>,
@@ -164,6 +200,7 @@ pub fn main() -> i32 {
         Command::Search(a) => commands::search(&cli.db, &a.query.join(" "), a.limit, a.json),
         Command::Status { json } => commands::status(&cli.db, json),
         Command::Export { output, .. } => commands::export(&cli.db, output.as_deref()),
+        Command::Report { run, out } => commands::report(&cli.db, run, &out),
         Command::Engines { json } => engines::list(json),
     };
     match result {
@@ -176,26 +213,58 @@ pub fn main() -> i32 {
 }
 
 fn index_options(a: IndexArgs, db: PathBuf) -> IndexOptions {
-    let worker_mem = a.worker_mem.unwrap_or_else(|| {
-        let available = sysinfo::System::new()
-            .map(|mut sys| {
-                sys.refresh_memory();
-                sys.available_memory()
-            })
-            .unwrap_or(4 << 30);
-        policy::default_worker_mem(available, a.workers)
+    let (min, max) = match a.workers {
+        Some(n) => (n, n),
+        None => (a.min_workers, a.max_workers.max(a.min_workers)),
+    };
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+    let planned = cores.clamp(min, max);
+    let worker_mem = a.worker_mem.unwrap_or_else(|| match a.memory_budget {
+        // Within a budget, the planned workers' limits together fit it.
+        Some(budget) => (budget.saturating_sub(scale::policy::SUPERVISOR_RESERVE)
+            / u64::from(planned))
+        .max(256 << 20),
+        None => {
+            let available = sysinfo::System::new()
+                .map(|mut sys| {
+                    sys.refresh_memory();
+                    sys.available_memory()
+                })
+                .unwrap_or(4 << 30);
+            policy::default_worker_mem(available, planned)
+        }
     });
+    let (target, critical) = a.profile.cpu_thresholds();
+    let scale = ScalePolicy {
+        profile: a.profile,
+        min,
+        max,
+        target_cpu: a.target_cpu.unwrap_or(target),
+        critical_cpu: a.critical_cpu.unwrap_or(critical),
+        min_free: a.min_free,
+        budget: a.memory_budget,
+        worker_limit: worker_mem,
+        cooldown_ms: (a.scale_interval.as_millis() as i64) * 2,
+        hysteresis: 2,
+        error_rate: 0.3,
+    };
+    let mut timeouts = Timeouts {
+        fixed: a.timeout,
+        ..Timeouts::default()
+    };
+    if a.profile == Profile::Conservative {
+        timeouts.base *= 2;
+        timeouts.per_mib *= 2;
+    }
     IndexOptions {
         roots: a.paths,
         db,
-        workers: a.workers,
+        scale,
+        scale_interval: a.scale_interval,
         worker_mem,
         worker_fds: a.worker_fds,
         max_attempts: a.max_attempts,
-        timeouts: Timeouts {
-            fixed: a.timeout,
-            ..Timeouts::default()
-        },
+        timeouts,
         heartbeat_timeout: a.heartbeat_timeout,
         grace: a.grace,
         allow_mock: a.allow_mock_docs,

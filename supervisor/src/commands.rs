@@ -1,4 +1,4 @@
-//! The reading commands: search, status, export.
+//! The reading commands: search, status, export, report.
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -7,6 +7,7 @@ use std::path::Path;
 use docmill_protocol::exit_codes;
 
 use crate::catalog::{Catalog, HIT_END, HIT_START};
+use crate::metrics::report::ReportError;
 
 pub fn search(db: &Path, query: &str, limit: usize, json: bool) -> anyhow::Result<i32> {
     let catalog = Catalog::open_existing(db)?;
@@ -90,4 +91,20 @@ pub fn export(db: &Path, output: Option<&Path>) -> anyhow::Result<i32> {
         }
     }
     Ok(exit_codes::OK)
+}
+
+pub fn report(db: &Path, run: Option<i64>, out: &Path) -> anyhow::Result<i32> {
+    let catalog = Catalog::open_existing(db)?;
+    match crate::metrics::report::write_report(&catalog, run, out) {
+        Ok(id) => {
+            eprintln!("docmill: report on run {id} written to {}", out.display());
+            Ok(exit_codes::OK)
+        }
+        // Asking for a run that is not there is a usage error like any other.
+        Err(e @ (ReportError::NoRuns | ReportError::NoSuchRun(_))) => {
+            eprintln!("docmill: {e}");
+            Ok(exit_codes::USAGE)
+        }
+        Err(e) => Err(e.into()),
+    }
 }

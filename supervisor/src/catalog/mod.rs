@@ -5,6 +5,7 @@
 mod discover;
 pub mod jobs;
 mod query;
+mod samples;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ pub use discover::RetryPolicy;
 pub use discover::{DiscoverCounts, Found, FoundKind};
 pub use jobs::{Claim, Finished, QueuedDoc};
 pub use query::{ExportError, ExportPage, Failure, SearchHit, Status, HIT_END, HIT_START};
+pub use samples::{ErrorRate, RunInfo, RunStats, TierStats};
 
 #[derive(Debug, Error)]
 pub enum CatalogError {
@@ -36,6 +38,8 @@ pub enum CatalogError {
     TooNew { found: i64, known: i64 },
     #[error("database error")]
     Sql(#[from] rusqlite::Error),
+    #[error("a stored sample is not valid JSON")]
+    Sample(#[from] serde_json::Error),
 }
 
 pub struct Catalog {
@@ -112,8 +116,21 @@ impl Catalog {
             self.conn.execute_batch(schema::SCHEMA)?;
             self.conn
                 .pragma_update(None, "user_version", schema::VERSION)?;
+        } else if !self.has_table("samples")? {
+            // A database made before the samples table: it only adds
+            // tables (every statement is IF NOT EXISTS), so the version
+            // stays and older docmills still open it.
+            self.conn.execute_batch(schema::SCHEMA)?;
         }
         Ok(())
+    }
+
+    fn has_table(&self, name: &str) -> Result<bool, CatalogError> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [name],
+            |r| r.get::<_, i64>(0),
+        )? > 0)
     }
 
     /// Records the start of an index run.

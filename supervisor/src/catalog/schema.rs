@@ -90,4 +90,14 @@ CREATE TABLE IF NOT EXISTS attempts (
     ended_ms    INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS attempts_doc ON attempts(doc_id);
+
+-- The run's time series: a metrics::Snapshot as JSON every few seconds and
+-- at each scaling decision, drawn by `docmill report`.
+CREATE TABLE IF NOT EXISTS samples (
+    id      INTEGER PRIMARY KEY,
+    run_id  INTEGER NOT NULL,
+    t_ms    INTEGER NOT NULL,
+    json    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS samples_run ON samples(run_id, t_ms);
 "#;

@@ -7,5 +7,7 @@ mod rss;
 mod spawn;
 
 pub use exit::{classify_exit, KillReason};
-pub use rss::rss_bytes;
+#[cfg(target_os = "linux")]
+pub use rss::cpu_ticks;
+pub use rss::{open_fds, process_tree, rss_bytes};
 pub use spawn::{spawn, SpawnError, SpawnSpec, Worker};

@@ -18,6 +18,7 @@ use crate::catalog::jobs::FinishedResult;
 use crate::catalog::{now_ms, Catalog, CatalogError, Claim, Finished, QueuedDoc};
 use crate::policy;
 use crate::pool::{self, classify_exit, KillReason, SpawnSpec, Worker};
+use crate::scale::{self, Sampler, ScaleState, SystemSampler};
 use crate::signals::Signals;
 
 /// How long a lease lasts before another claimer may take the job back.
@@ -47,6 +48,9 @@ pub struct Totals {
     pub workers_started: u64,
     pub worker_deaths: u64,
     pub peak_workers: u64,
+    pub scale_decisions: u64,
+    /// Largest resident memory of the whole process tree seen.
+    pub peak_rss: u64,
     pub outcomes: HashMap<String, u64>,
 }
 
@@ -89,6 +93,16 @@ pub struct Driver<'a> {
     mem_failures: HashMap<i64, u32>,
     changed_once: HashSet<i64>,
     totals: Totals,
+    /// The worker count the scaler wants now.
+    target: u32,
+    scale_state: ScaleState,
+    sampler: SystemSampler,
+    last_scale: Instant,
+    /// Jobs ended and failed since the last scaling decision.
+    recent_jobs: u32,
+    recent_failures: u32,
+    /// Every scaling decision: (unix ms, from, to, reason).
+    pub decisions: Vec<(i64, u32, u32, String)>,
 }
 
 impl<'a> Driver<'a> {
@@ -122,11 +136,27 @@ impl<'a> Driver<'a> {
             mem_failures: HashMap::new(),
             changed_once: HashSet::new(),
             totals: Totals::default(),
+            target: 0,
+            scale_state: ScaleState::default(),
+            sampler: SystemSampler::new(),
+            last_scale: Instant::now(),
+            recent_jobs: 0,
+            recent_failures: 0,
+            decisions: Vec::new(),
         }
     }
 
     pub fn run(&mut self, mut queue: VecDeque<QueuedDoc>) -> anyhow::Result<Totals> {
         let total_docs = queue.len();
+        let (cpu, available) = self.sampler.machine();
+        self.target =
+            scale::initial_workers(&self.opts.scale, self.sampler.cores(), cpu, available);
+        tracing::info!(
+            workers = self.target,
+            cpu,
+            available_mib = available >> 20,
+            "initial worker count"
+        );
         let mut stop_at: Option<Instant> = None;
         let mut spawn_failures = 0u32;
         let mut last_rss = Instant::now();
@@ -157,7 +187,7 @@ impl<'a> Driver<'a> {
 
             if !stopping {
                 // Keep as many workers as there is work for, up to the count.
-                let want = (self.opts.workers as usize).min(queue.len() + in_flight);
+                let want = (self.target as usize).min(queue.len() + in_flight);
                 while self.slots.len() < want {
                     match self.spawn(self.spec.mem_limit) {
                         Ok(_) => spawn_failures = 0,
@@ -176,6 +206,10 @@ impl<'a> Driver<'a> {
 
             self.wait_events(&mut queue)?;
             self.watchdog(&mut queue, &mut last_rss)?;
+            if !stopping && self.last_scale.elapsed() >= self.opts.scale_interval {
+                self.last_scale = Instant::now();
+                self.rescale(&mut queue)?;
+            }
             if last_renew.elapsed() > LEASE / 3 {
                 self.catalog
                     .renew(&self.owner, now_ms() + LEASE.as_millis() as i64)?;
@@ -209,6 +243,68 @@ impl<'a> Driver<'a> {
         Ok(std::mem::take(&mut self.totals))
     }
 
+    /// Samples the machine, asks the policy, and carries out its decision:
+    /// idle workers retire first; a busy one is stopped only for memory
+    /// pressure, its job requeued without counting against it.
+    fn rescale(&mut self, queue: &mut VecDeque<QueuedDoc>) -> anyhow::Result<()> {
+        let pids: Vec<u32> = self.slots.values().map(|s| s.worker.pid).collect();
+        let mut r = self.sampler.sample(&pids, self.opts.worker_fds);
+        r.queue_depth = queue.len() as u64;
+        r.idle = (self.slots.len() - self.busy()) as u32;
+        r.recent_jobs = std::mem::take(&mut self.recent_jobs);
+        r.recent_failures = std::mem::take(&mut self.recent_failures);
+        self.totals.peak_rss = self.totals.peak_rss.max(r.tree_rss);
+        let current = self.target;
+        let Some(d) = scale::decide(
+            current,
+            &r,
+            &self.opts.scale,
+            &mut self.scale_state,
+            now_ms(),
+        ) else {
+            return Ok(());
+        };
+        tracing::info!(
+            from = current,
+            to = d.target,
+            cpu = r.cpu_total,
+            cpu_own = r.cpu_own,
+            available_mib = r.available_mem >> 20,
+            rss_mib = r.tree_rss >> 20,
+            queue = r.queue_depth,
+            "scaling: {}",
+            d.reason
+        );
+        if !self.opts.quiet {
+            eprintln!("docmill: workers {current} -> {}: {}", d.target, d.reason);
+        }
+        self.decisions
+            .push((now_ms(), current, d.target, d.reason.clone()));
+        self.totals.scale_decisions += 1;
+        self.target = d.target;
+        let idle: Vec<u64> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.job.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in idle {
+            if self.slots.len() <= self.target as usize {
+                break;
+            }
+            self.retire(id);
+        }
+        if d.may_kill_busy {
+            while self.slots.len() > self.target as usize {
+                let Some(id) = self.slots.keys().next().copied() else {
+                    break;
+                };
+                self.kill(id, KillReason::Cancelled, queue)?;
+            }
+        }
+        Ok(())
+    }
+
     fn busy(&self) -> usize {
         self.slots.values().filter(|s| s.job.is_some()).count()
     }
@@ -235,12 +331,18 @@ impl<'a> Driver<'a> {
     }
 
     fn dispatch(&mut self, queue: &mut VecDeque<QueuedDoc>) -> anyhow::Result<()> {
-        let idle: Vec<u64> = self
+        let mut idle: Vec<u64> = self
             .slots
             .iter()
             .filter(|(_, s)| s.job.is_none())
             .map(|(id, _)| *id)
             .collect();
+        // Over the scaler's target: workers retire as their jobs end,
+        // rather than being handed new ones.
+        while self.slots.len() > self.target as usize {
+            let Some(id) = idle.pop() else { break };
+            self.retire(id);
+        }
         for mut id in idle {
             // A document that hit the memory limit is retried alone, in a
             // worker with a larger limit: nothing starts beside it, and it
@@ -480,6 +582,7 @@ impl<'a> Driver<'a> {
             }
         }
         self.totals.done += 1;
+        self.recent_jobs += 1;
         if job.doc.engine_idx > 0 {
             self.totals.rescued += 1;
         }
@@ -660,16 +763,18 @@ impl<'a> Driver<'a> {
                     },
                 ));
             } else if check_rss && slot.worker.mem_limit > 0 {
-                if let Some(rss) = pool::rss_bytes(slot.worker.pid) {
-                    if rss > slot.worker.mem_limit {
-                        kills.push((
-                            *id,
-                            KillReason::Memory {
-                                rss,
-                                limit: slot.worker.mem_limit,
-                            },
-                        ));
-                    }
+                let rss: u64 = pool::process_tree(slot.worker.pid)
+                    .iter()
+                    .filter_map(|p| pool::rss_bytes(*p))
+                    .sum();
+                if rss > slot.worker.mem_limit {
+                    kills.push((
+                        *id,
+                        KillReason::Memory {
+                            rss,
+                            limit: slot.worker.mem_limit,
+                        },
+                    ));
                 }
             }
         }

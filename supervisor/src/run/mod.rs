@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::catalog::{Catalog, CatalogError, RetryPolicy};
 use crate::engines::{self, EngineFlag};
 use crate::policy::Timeouts;
+use crate::scale::ScalePolicy;
 use crate::signals::Signals;
 use crate::walk::{self, WalkOptions};
 
@@ -23,7 +24,8 @@ pub use driver::Totals;
 pub struct IndexOptions {
     pub roots: Vec<PathBuf>,
     pub db: PathBuf,
-    pub workers: u32,
+    pub scale: ScalePolicy,
+    pub scale_interval: Duration,
     /// Address-space limit per worker; 0 means none.
     pub worker_mem: u64,
     pub worker_fds: u64,
@@ -119,14 +121,16 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
     let queue = catalog.pending()?;
     if !opts.quiet {
         eprintln!(
-            "docmill: {} new, {} changed, {} unchanged, {} to retry, {} removed; {} to extract with {} workers",
+            "docmill: {} new, {} changed, {} unchanged, {} to retry, {} removed; {} to extract with {}..{} workers ({:?})",
             discovered.new,
             discovered.changed,
             discovered.unchanged,
             discovered.requeued,
             discovered.removed,
             queue.len(),
-            opts.workers
+            opts.scale.min,
+            opts.scale.max,
+            opts.scale.profile
         );
     }
     let mut driver = driver::Driver::new(

@@ -1,0 +1,379 @@
+//! The run's record for `report`: the time series of snapshots the driver
+//! keeps (`samples`), what the `runs` table says about a run, and statistics
+//! per size tier, format and outcome computed from the `attempts` of a run.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use super::{Catalog, CatalogError};
+use crate::metrics::{size_tier, Snapshot, TIERS};
+
+/// One row of `runs`.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunInfo {
+    pub id: i64,
+    pub started_ms: i64,
+    /// None while the run goes on, or when it was killed.
+    pub ended_ms: Option<i64>,
+    pub owner: String,
+    /// The run's options and its summary as stored (JSON, or the raw text
+    /// as a JSON string when it does not parse).
+    pub options: serde_json::Value,
+    pub totals: Option<serde_json::Value>,
+    pub exit_code: Option<i32>,
+}
+
+/// Time spent on the documents of one size tier, from the attempts that
+/// ended `done`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TierStats {
+    pub tier: String,
+    /// Attempts of any outcome, and those that ended done.
+    pub attempts: u64,
+    pub done: u64,
+    pub avg_s_per_doc: Option<f64>,
+    pub p95_s_per_doc: Option<f64>,
+    /// Over done documents that have pages.
+    pub avg_s_per_page: Option<f64>,
+    pub p95_s_per_page: Option<f64>,
+    /// Done documents per minute of worker time spent on the tier (all
+    /// attempts, failed ones included: they cost worker time too).
+    pub docs_per_worker_min: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ErrorRate {
+    /// Attempts that ran to an outcome (cancelled ones are not counted:
+    /// they say nothing about the document).
+    pub attempts: u64,
+    pub failed: u64,
+    pub rate: f64,
+}
+
+/// What the attempts of one run say.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RunStats {
+    /// Every tier, smallest first, including empty ones.
+    pub tiers: Vec<TierStats>,
+    pub errors_by_format: BTreeMap<String, ErrorRate>,
+    /// Attempts by outcome (`done`, `crashed`, ...).
+    pub attempts_by_outcome: BTreeMap<String, u64>,
+    /// Attempts by outcome as a share of all attempts.
+    pub error_rate_by_class: BTreeMap<String, f64>,
+    /// Documents by the outcome of their last attempt in the run.
+    pub documents_by_outcome: BTreeMap<String, u64>,
+    /// Pages of the documents done in the run.
+    pub pages: u64,
+}
+
+impl Catalog {
+    /// Stores one snapshot of `run` (see `metrics::Recorder::observe`).
+    pub fn record_sample(&self, run: i64, snap: &Snapshot) -> Result<(), CatalogError> {
+        let json = serde_json::to_string(snap)?;
+        self.conn.execute(
+            "INSERT INTO samples (run_id, t_ms, json) VALUES (?1, ?2, ?3)",
+            params![run, snap.t_ms, json],
+        )?;
+        Ok(())
+    }
+
+    /// The snapshots stored for `run`, oldest first.
+    pub fn samples(&self, run: i64) -> Result<Vec<Snapshot>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT json FROM samples WHERE run_id = ?1 ORDER BY t_ms, id")?;
+        let rows = stmt.query_map([run], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for json in rows {
+            out.push(serde_json::from_str(&json?)?);
+        }
+        Ok(out)
+    }
+
+    /// The most recent run, if any.
+    pub fn last_run(&self) -> Result<Option<i64>, CatalogError> {
+        Ok(self.conn.query_row("SELECT max(id) FROM runs", [], |r| {
+            r.get::<_, Option<i64>>(0)
+        })?)
+    }
+
+    pub fn run_info(&self, run: i64) -> Result<Option<RunInfo>, CatalogError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, started_ms, ended_ms, owner, options, totals, exit_code
+                 FROM runs WHERE id = ?1",
+                [run],
+                |r| {
+                    Ok(RunInfo {
+                        id: r.get(0)?,
+                        started_ms: r.get(1)?,
+                        ended_ms: r.get(2)?,
+                        owner: r.get(3)?,
+                        options: json_or_text(r.get(4)?),
+                        totals: r.get::<_, Option<String>>(5)?.map(json_or_text),
+                        exit_code: r.get(6)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Statistics of the attempts made by `run`.
+    pub fn run_stats(&self, run: i64) -> Result<RunStats, CatalogError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT a.doc_id, a.outcome, a.started_ms, a.ended_ms, d.size, d.format, d.page_count
+             FROM attempts a JOIN documents d ON d.id = a.doc_id
+             WHERE a.run_id = ?1 ORDER BY a.id",
+        )?;
+        let rows = stmt.query_map([run], |r| {
+            Ok(Attempt {
+                doc: r.get(0)?,
+                outcome: r.get(1)?,
+                seconds: (r.get::<_, i64>(3)? - r.get::<_, i64>(2)?).max(0) as f64 / 1000.0,
+                size: r.get::<_, i64>(4)?.max(0) as u64,
+                format: r.get(5)?,
+                pages: r.get::<_, Option<i64>>(6)?.unwrap_or(0).max(0) as u64,
+            })
+        })?;
+        let attempts: Vec<Attempt> = rows.collect::<Result<_, _>>()?;
+        Ok(stats_of(&attempts))
+    }
+}
+
+struct Attempt {
+    doc: i64,
+    outcome: String,
+    seconds: f64,
+    size: u64,
+    format: String,
+    pages: u64,
+}
+
+fn stats_of(attempts: &[Attempt]) -> RunStats {
+    let mut stats = RunStats::default();
+    // Attempts are in order, so the last one seen per document is its end.
+    let mut last: HashMap<i64, &Attempt> = HashMap::new();
+    for a in attempts {
+        *stats
+            .attempts_by_outcome
+            .entry(a.outcome.clone())
+            .or_default() += 1;
+        if a.outcome != "cancelled" {
+            let e = stats.errors_by_format.entry(a.format.clone()).or_default();
+            e.attempts += 1;
+            e.failed += u64::from(a.outcome != "done");
+        }
+        last.insert(a.doc, a);
+    }
+    for e in stats.errors_by_format.values_mut() {
+        e.rate = ratio(e.failed as f64, e.attempts as f64);
+    }
+    let all = attempts.len() as f64;
+    stats.error_rate_by_class = stats
+        .attempts_by_outcome
+        .iter()
+        .filter(|(o, _)| o.as_str() != "done")
+        .map(|(o, n)| (o.clone(), ratio(*n as f64, all)))
+        .collect();
+    for a in last.values() {
+        *stats
+            .documents_by_outcome
+            .entry(a.outcome.clone())
+            .or_default() += 1;
+        if a.outcome == "done" {
+            stats.pages += a.pages;
+        }
+    }
+    stats.tiers = TIERS
+        .iter()
+        .map(|(tier, _)| {
+            let of_tier: Vec<&Attempt> = attempts
+                .iter()
+                .filter(|a| size_tier(a.size) == *tier)
+                .collect();
+            tier_stats(tier, &of_tier)
+        })
+        .collect();
+    stats
+}
+
+fn tier_stats(tier: &str, attempts: &[&Attempt]) -> TierStats {
+    let done: Vec<&&Attempt> = attempts.iter().filter(|a| a.outcome == "done").collect();
+    let per_doc: Vec<f64> = done.iter().map(|a| a.seconds).collect();
+    let per_page: Vec<f64> = done
+        .iter()
+        .filter(|a| a.pages > 0)
+        .map(|a| a.seconds / a.pages as f64)
+        .collect();
+    let worker_min: f64 = attempts.iter().map(|a| a.seconds).sum::<f64>() / 60.0;
+    TierStats {
+        tier: tier.to_string(),
+        attempts: attempts.len() as u64,
+        done: done.len() as u64,
+        avg_s_per_doc: mean(&per_doc),
+        p95_s_per_doc: p95(&per_doc),
+        avg_s_per_page: mean(&per_page),
+        p95_s_per_page: p95(&per_page),
+        // Jobs of under a millisecond would divide by zero.
+        docs_per_worker_min: (worker_min > 0.0).then(|| done.len() as f64 / worker_min),
+    }
+}
+
+fn mean(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// The nearest-rank 95th percentile: a value that occurred, never an
+/// interpolation between two documents.
+fn p95(v: &[f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let rank = (0.95 * s.len() as f64).ceil() as usize;
+    Some(s[rank.clamp(1, s.len()) - 1])
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        0.0
+    }
+}
+
+fn json_or_text(s: String) -> serde_json::Value {
+    serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(
+        doc: i64,
+        outcome: &str,
+        seconds: f64,
+        size: u64,
+        format: &str,
+        pages: u64,
+    ) -> Attempt {
+        Attempt {
+            doc,
+            outcome: outcome.to_string(),
+            seconds,
+            size,
+            format: format.to_string(),
+            pages,
+        }
+    }
+
+    #[test]
+    fn percentile_is_nearest_rank() {
+        assert_eq!(p95(&[]), None);
+        assert_eq!(p95(&[3.0]), Some(3.0));
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(p95(&v), Some(95.0));
+        assert_eq!(p95(&[1.0, 2.0, 10.0]), Some(10.0));
+    }
+
+    #[test]
+    fn stats_by_tier_format_and_outcome() {
+        const MIB: u64 = 1 << 20;
+        let a = [
+            attempt(1, "done", 2.0, 100, "pdf", 4),
+            attempt(2, "crashed", 1.0, 5 * MIB, "pdf", 0),
+            attempt(2, "done", 3.0, 5 * MIB, "pdf", 10),
+            attempt(3, "extract-failed", 0.5, 200, "epub", 0),
+            attempt(4, "cancelled", 1.0, 300, "epub", 0),
+            attempt(5, "done", 4.0, 300, "epub", 2),
+        ];
+        let s = stats_of(&a);
+        assert_eq!(s.tiers.len(), 5);
+        let tiny = &s.tiers[0];
+        assert_eq!(
+            (tiny.tier.as_str(), tiny.attempts, tiny.done),
+            ("tiny", 4, 2)
+        );
+        assert_eq!(tiny.avg_s_per_doc, Some(3.0));
+        assert_eq!(tiny.p95_s_per_doc, Some(4.0));
+        assert_eq!(tiny.avg_s_per_page, Some((0.5 + 2.0) / 2.0));
+        // 2 done in 7.5 s of worker time.
+        assert!((tiny.docs_per_worker_min.unwrap() - 16.0).abs() < 1e-9);
+        let small = &s.tiers[1];
+        assert_eq!(
+            (small.attempts, small.done, small.avg_s_per_doc),
+            (2, 1, Some(3.0))
+        );
+        assert_eq!(s.tiers[4].avg_s_per_doc, None);
+        assert_eq!(s.tiers[4].docs_per_worker_min, None);
+
+        assert_eq!(s.errors_by_format["pdf"].attempts, 3);
+        assert_eq!(s.errors_by_format["pdf"].failed, 1);
+        assert_eq!(s.errors_by_format["epub"].attempts, 2); // cancelled left out
+        assert_eq!(s.errors_by_format["epub"].rate, 0.5);
+        assert_eq!(s.attempts_by_outcome["done"], 3);
+        assert!((s.error_rate_by_class["crashed"] - 1.0 / 6.0).abs() < 1e-9);
+        assert!(!s.error_rate_by_class.contains_key("done"));
+        // Document 2 ended done after a crash.
+        assert_eq!(s.documents_by_outcome["done"], 3);
+        assert_eq!(s.documents_by_outcome.get("crashed"), None);
+        assert_eq!(s.pages, 16);
+    }
+
+    #[test]
+    fn samples_round_trip_and_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(&dir.path().join("x.db")).unwrap();
+        assert_eq!(c.last_run().unwrap(), None);
+        let run = c.begin_run("me", r#"{"workers":2}"#).unwrap();
+        let other = c.begin_run("me", "not json").unwrap();
+        for (t, run) in [(2_000, run), (1_000, run), (1_500, other)] {
+            let snap = Snapshot {
+                t_ms: t,
+                workers: 2,
+                ..Snapshot::default()
+            };
+            c.record_sample(run, &snap).unwrap();
+        }
+        let got = c.samples(run).unwrap();
+        assert_eq!(
+            got.iter().map(|s| s.t_ms).collect::<Vec<_>>(),
+            vec![1_000, 2_000]
+        );
+        assert_eq!(c.last_run().unwrap(), Some(other));
+        c.end_run(run, r#"{"done":3}"#, 0).unwrap();
+        let info = c.run_info(run).unwrap().unwrap();
+        assert_eq!(info.options["workers"], 2);
+        assert_eq!(info.totals.unwrap()["done"], 3);
+        assert_eq!(info.exit_code, Some(0));
+        assert!(info.ended_ms.is_some());
+        let info = c.run_info(other).unwrap().unwrap();
+        assert_eq!(info.options, serde_json::Value::String("not json".into()));
+        assert!(c.run_info(99).unwrap().is_none());
+        assert!(c
+            .run_stats(run)
+            .unwrap()
+            .tiers
+            .iter()
+            .all(|t| t.attempts == 0));
+    }
+
+    #[test]
+    fn an_older_database_gains_the_samples_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db");
+        drop(Catalog::open(&path).unwrap());
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch("DROP TABLE samples")
+            .unwrap();
+        let c = Catalog::open(&path).unwrap();
+        c.record_sample(1, &Snapshot::default()).unwrap();
+        assert_eq!(c.samples(1).unwrap().len(), 1);
+    }
+}

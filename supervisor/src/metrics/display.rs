@@ -1,0 +1,249 @@
+//! The live display: a multi-line progress bar on a terminal, else one
+//! concise line every `log_interval` (logs and CI keep every line, so a
+//! redrawn bar would fill them with noise), else nothing.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::rate::Rates;
+use super::{MetricsOptions, ProgressMode, Snapshot};
+
+/// The bar redraws at most this often (indicatif also rate-limits).
+const REDRAW_MS: i64 = 250;
+
+pub(super) enum Display {
+    Off,
+    Plain {
+        every_ms: i64,
+        last_ms: Option<i64>,
+    },
+    Bar {
+        bar: ProgressBar,
+        last_ms: Option<i64>,
+    },
+}
+
+impl Display {
+    pub(super) fn new(opts: &MetricsOptions) -> Display {
+        let terminal = std::io::stderr().is_terminal();
+        match opts.progress {
+            _ if opts.quiet => Display::Off,
+            ProgressMode::Off => Display::Off,
+            ProgressMode::Auto if terminal => Display::bar(),
+            ProgressMode::Auto | ProgressMode::Plain => Display::Plain {
+                every_ms: opts.log_interval.as_millis().min(i64::MAX as u128) as i64,
+                last_ms: None,
+            },
+        }
+    }
+
+    fn bar() -> Display {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(4));
+        let style = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} docs\n{msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.enable_steady_tick(Duration::from_millis(250));
+        Display::Bar { bar, last_ms: None }
+    }
+
+    pub(super) fn update(&mut self, s: &Snapshot, rates: &Rates) {
+        match self {
+            Display::Off => {}
+            Display::Plain { every_ms, last_ms } => {
+                // The first line waits a whole interval: a short run then
+                // prints only its summary.
+                let start = *last_ms.get_or_insert(s.t_ms);
+                if s.t_ms - start >= *every_ms {
+                    *last_ms = Some(s.t_ms);
+                    eprintln!("docmill: {}", plain_line(s, rates));
+                }
+            }
+            Display::Bar { bar, last_ms } => {
+                if last_ms.is_some_and(|l| s.t_ms - l < REDRAW_MS && s.decision.is_none()) {
+                    return;
+                }
+                *last_ms = Some(s.t_ms);
+                bar.set_length(s.docs_total);
+                bar.set_position(s.docs_done + s.docs_failed);
+                bar.set_message(status_lines(s, rates));
+                if let Some(d) = &s.decision {
+                    // Decisions scroll above the bar, so they stay readable.
+                    bar.println(format!("docmill: {d}"));
+                }
+            }
+        }
+    }
+
+    pub(super) fn println(&self, line: &str) {
+        match self {
+            Display::Off => {}
+            Display::Plain { .. } => eprintln!("{line}"),
+            Display::Bar { bar, .. } => bar.println(line),
+        }
+    }
+
+    pub(super) fn finish(&mut self) {
+        if let Display::Bar { bar, .. } = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// The lines under the bar.
+fn status_lines(s: &Snapshot, r: &Rates) -> String {
+    let remaining = s.docs_total.saturating_sub(s.docs_done + s.docs_failed);
+    format!(
+        "  {} docs/min, {} pages/min, ETA {}; {} failed{}\n  workers {} busy, {} idle (bounds {}..{}); queue {}\n  CPU {:.0}% (run {:.0}%), memory {}, descriptors {}/{}",
+        rate(r.docs_per_min),
+        rate(r.pages_per_min),
+        eta(r.eta_s(remaining)),
+        s.docs_failed,
+        classes(s),
+        s.busy,
+        s.workers.saturating_sub(s.busy),
+        s.min_workers,
+        s.max_workers,
+        queue(s),
+        s.cpu_percent,
+        s.cpu_own_percent,
+        memory(s),
+        s.fds_used,
+        s.fd_limit,
+    )
+}
+
+/// The one line printed every `log_interval` when there is no terminal.
+pub(super) fn plain_line(s: &Snapshot, r: &Rates) -> String {
+    let remaining = s.docs_total.saturating_sub(s.docs_done + s.docs_failed);
+    format!(
+        "{}/{} docs ({} failed), {} pages; {} docs/min, {} pages/min, ETA {}; workers {}/{} busy ({}..{}); queue {}; CPU {:.0}%; memory {}; fds {}/{}",
+        s.docs_done,
+        s.docs_total,
+        s.docs_failed,
+        s.pages_done,
+        rate(r.docs_per_min),
+        rate(r.pages_per_min),
+        eta(r.eta_s(remaining)),
+        s.busy,
+        s.workers,
+        s.min_workers,
+        s.max_workers,
+        queue(s),
+        s.cpu_percent,
+        memory(s),
+        s.fds_used,
+        s.fd_limit,
+    )
+}
+
+fn rate(r: Option<f64>) -> String {
+    r.map_or_else(|| "-".to_string(), |r| format!("{r:.0}"))
+}
+
+fn eta(s: Option<f64>) -> String {
+    let Some(s) = s else {
+        return "-".to_string();
+    };
+    let s = s.round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+fn queue(s: &Snapshot) -> String {
+    let tiers: Vec<String> = super::TIERS
+        .iter()
+        .filter_map(|(t, _)| {
+            s.queue_by_tier
+                .get(*t)
+                .filter(|n| **n > 0)
+                .map(|n| format!("{t} {n}"))
+        })
+        .collect();
+    if tiers.is_empty() {
+        s.queue_depth.to_string()
+    } else {
+        format!("{} ({})", s.queue_depth, tiers.join(", "))
+    }
+}
+
+fn classes(s: &Snapshot) -> String {
+    let parts: Vec<String> = s
+        .failures_by_class
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
+}
+
+fn memory(s: &Snapshot) -> String {
+    match s.memory_budget_bytes {
+        Some(b) => format!("{} of {}", bytes(s.memory_used_bytes), bytes(b)),
+        None => bytes(s.memory_used_bytes),
+    }
+}
+
+fn bytes(b: u64) -> String {
+    const MIB: f64 = (1u64 << 20) as f64;
+    let m = b as f64 / MIB;
+    if m >= 1024.0 {
+        format!("{:.1} GiB", m / 1024.0)
+    } else {
+        format!("{m:.0} MiB")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_line_says_what_matters() {
+        let s = Snapshot {
+            workers: 4,
+            busy: 3,
+            min_workers: 1,
+            max_workers: 8,
+            queue_depth: 7,
+            queue_by_tier: [("tiny".to_string(), 5), ("large".to_string(), 2)].into(),
+            docs_total: 20,
+            docs_done: 10,
+            docs_failed: 1,
+            pages_done: 300,
+            memory_used_bytes: 512 << 20,
+            memory_budget_bytes: Some(2 << 30),
+            fds_used: 30,
+            fd_limit: 1024,
+            ..Snapshot::default()
+        };
+        let r = Rates {
+            docs_per_min: Some(9.0),
+            pages_per_min: Some(270.0),
+        };
+        let line = plain_line(&s, &r);
+        assert_eq!(
+            line,
+            "10/20 docs (1 failed), 300 pages; 9 docs/min, 270 pages/min, ETA 1m00s; workers 3/4 busy (1..8); queue 7 (tiny 5, large 2); CPU 0%; memory 512 MiB of 2.0 GiB; fds 30/1024"
+        );
+        assert!(status_lines(&s, &r).contains("workers 3 busy, 1 idle (bounds 1..8)"));
+    }
+
+    #[test]
+    fn eta_forms() {
+        assert_eq!(eta(None), "-");
+        assert_eq!(eta(Some(59.4)), "59s");
+        assert_eq!(eta(Some(3599.0)), "59m59s");
+        assert_eq!(eta(Some(7260.0)), "2h01m");
+    }
+}

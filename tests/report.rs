@@ -1,0 +1,253 @@
+//! `docmill report` end to end: a real index run over a few corpus files,
+//! the report written by the real binary, and the page opened in headless
+//! Chromium to check that every chart is there and drawn, as a browser sees
+//! it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{corpus, wait_child, Env};
+use docmill::catalog::Catalog;
+use docmill::metrics::Snapshot;
+
+/// Charts in every report (`docmill::metrics::report::CHARTS`).
+const CHARTS: usize = docmill::metrics::report::CHARTS;
+
+/// Good PDFs, one EPUB, and a password-protected PDF (extract-failed) so
+/// the failure chart has a bar.
+const FILES: [&str; 6] = [
+    "pdf/pypdf-001-minimal-document.pdf",
+    "pdf/pypdf-002-libreoffice-writer.pdf",
+    "pdf/pypdf-004-pdflatex-4-pages.pdf",
+    "pdf/pypdf-006-pdflatex-outline.pdf",
+    "epub/epubcheck-epub2-minimal.epub",
+    "pdf/pypdf-005-libreoffice-writer-password.pdf",
+];
+
+/// Chromium, which scripts/test installs; `$CHROMIUM` names another binary.
+fn chromium() -> PathBuf {
+    if let Some(p) = std::env::var_os("CHROMIUM") {
+        return PathBuf::from(p);
+    }
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        if let Ok(out) = Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {name}"))
+            .output()
+        {
+            let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if out.status.success() && !path.is_empty() {
+                return PathBuf::from(path);
+            }
+        }
+    }
+    panic!(
+        "headless Chromium is needed to check the report as a browser shows it, and none was \
+         found: run scripts/test (it installs the Debian package `chromium`), or \
+         `apt-get install chromium`, or set CHROMIUM to a Chromium or Chrome binary"
+    );
+}
+
+/// Runs headless Chromium on `page` with `args` added, stdout to a file.
+fn browse(env: &Env, page: &Path, args: &[String], stdout: &Path) {
+    let profile = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(chromium());
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+    ])
+    .arg(format!("--user-data-dir={}", profile.path().display()))
+    .args(args)
+    .arg(format!("file://{}", page.display()))
+    // Its own home, so nothing is written to the user's.
+    .env("HOME", profile.path())
+    .env("DOCMILL_TEST_TAG", &env.tag)
+    .stdin(Stdio::null())
+    .stdout(std::fs::File::create(stdout).unwrap())
+    .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("start chromium");
+    let status = wait_child(&mut child, Duration::from_secs(120));
+    assert!(status.success(), "chromium {args:?} failed: {status}");
+}
+
+/// Adds made-up samples to `run` when the run recorded none.
+///
+/// FAKE DATA: only while the driver does not record samples yet (that
+/// integration is separate work). Everything else in the report comes from
+/// the real run.
+fn ensure_samples(db: &Path, run: i64) -> bool {
+    let catalog = Catalog::open_existing(db).unwrap();
+    if !catalog.samples(run).unwrap().is_empty() {
+        return false;
+    }
+    let info = catalog.run_info(run).unwrap().unwrap();
+    let end = info
+        .ended_ms
+        .unwrap_or(info.started_ms + 6_000)
+        .max(info.started_ms + 6_000);
+    let steps = 6;
+    for i in 0..=steps {
+        let t = info.started_ms + (end - info.started_ms) * i / steps;
+        let snap = Snapshot {
+            t_ms: t,
+            elapsed_s: (t - info.started_ms) as f64 / 1000.0,
+            workers: if i < 3 { 1 } else { 2 },
+            busy: 1,
+            min_workers: 1,
+            max_workers: 2,
+            docs_total: FILES.len() as u64,
+            docs_done: i as u64 * 5 / steps as u64,
+            pages_done: i as u64 * 8 / steps as u64,
+            cpu_percent: 40.0 + i as f32,
+            cpu_own_percent: 20.0,
+            memory_used_bytes: (100 + 10 * i as u64) << 20,
+            memory_budget_bytes: Some(1 << 30),
+            decision: (i == 3).then(|| "up to 2 workers: queue waiting, CPU idle".to_string()),
+            ..Snapshot::default()
+        };
+        catalog.record_sample(run, &snap).unwrap();
+    }
+    true
+}
+
+#[test]
+fn report_renders_in_a_browser() {
+    chromium(); // fail first, and clearly, when there is no browser
+    let env = Env::new();
+    let corpus = corpus();
+    let paths: Vec<PathBuf> = FILES.iter().map(|f| corpus.join(f)).collect();
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"index", &"--quiet", &"--workers", &"2"];
+    args.extend(paths.iter().map(|p| p as &dyn AsRef<std::ffi::OsStr>));
+    // The protected PDF fails, so the run ends with "some failed".
+    env.run(&args).assert_code(1);
+
+    let run = {
+        let catalog = Catalog::open_existing(&env.db).unwrap();
+        catalog
+            .last_run()
+            .unwrap()
+            .expect("the index run is recorded")
+    };
+    let faked = ensure_samples(&env.db, run);
+    eprintln!(
+        "samples: {}",
+        if faked {
+            "made up by the test (the driver records none yet)"
+        } else {
+            "recorded by the run"
+        }
+    );
+
+    let html = env.path("report.html");
+    let r = env.run(&[&"report", &"--out", &html]);
+    r.assert_code(0);
+    let text = std::fs::read_to_string(&html).unwrap();
+    // Self-contained: nothing is loaded from elsewhere at view time.
+    for needle in ["<script", "<link", "src=", "@import", "url("] {
+        assert!(
+            !text.contains(needle),
+            "the report loads something: {needle}"
+        );
+    }
+    assert!(text.contains("documents done"), "no summary table");
+    assert!(
+        text.contains("extract-failed"),
+        "the protected PDF is not among the failures"
+    );
+
+    // What a browser makes of it.
+    let dom_file = env.path("dom.html");
+    browse(&env, &html, &["--dump-dom".to_string()], &dom_file);
+    let dom = std::fs::read_to_string(&dom_file).unwrap();
+    let svgs: Vec<&str> = dom
+        .split("<svg")
+        .skip(1)
+        .map(|s| s.split("</svg>").next().unwrap())
+        .collect();
+    assert_eq!(svgs.len(), CHARTS, "charts in the page as Chromium sees it");
+    for (i, svg) in svgs.iter().enumerate() {
+        let drawn = svg.matches("<rect").count()
+            + svg.matches("<path").count()
+            + svg.matches("<polyline").count();
+        assert!(drawn >= 3, "chart {i} has nothing drawn: {svg}");
+        assert!(svg.contains("<text"), "chart {i} has no text");
+    }
+    // The four time charts have data lines (2 px wide, the axes are 1 px);
+    // the two bar charts have bars beyond their background and frame.
+    let data_line = |svg: &str| {
+        svg.split("<polyline").skip(1).any(|tag| {
+            tag.split('>')
+                .next()
+                .unwrap()
+                .contains("stroke-width=\"2\"")
+        })
+    };
+    let lines = svgs.iter().filter(|s| data_line(s)).count();
+    assert_eq!(lines, 4, "line charts with a line");
+    for (i, svg) in svgs[4..].iter().enumerate() {
+        // An empty bar chart is a background, a frame and a note.
+        assert!(
+            !svg.contains("no document was done") && !svg.contains("no attempt failed"),
+            "bar chart {} is empty",
+            i + 4
+        );
+        assert!(
+            svg.matches("<rect").count() >= 2,
+            "bar chart {} has no bars",
+            i + 4
+        );
+    }
+    // The decision is marked on the workers chart when there is one.
+    if faked {
+        assert!(svgs[0].contains("<circle"), "no decision marked");
+    }
+
+    let png = env.path("report.png");
+    browse(
+        &env,
+        &html,
+        &[
+            format!("--screenshot={}", png.display()),
+            "--window-size=1000,2400".to_string(),
+            "--hide-scrollbars".to_string(),
+        ],
+        &env.path("screenshot.out"),
+    );
+    let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 20_000, "the screenshot is {size} bytes: blank?");
+    assert_eq!(&std::fs::read(&png).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
+    // To look at them: DOCMILL_KEEP_REPORT=folder.
+    if let Some(dir) = std::env::var_os("DOCMILL_KEEP_REPORT") {
+        let dir = PathBuf::from(dir);
+        std::fs::copy(&html, dir.join("report.html")).unwrap();
+        std::fs::copy(&png, dir.join("report.png")).unwrap();
+    }
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn report_needs_a_run() {
+    let env = Env::new();
+    let out = env.path("r.html");
+    // No database at all.
+    env.run(&[&"report", &"--out", &out]).assert_code(2);
+    // A database without runs, and a run that is not there.
+    drop(Catalog::open(&env.db).unwrap());
+    let r = env.run(&[&"report", &"--out", &out]);
+    r.assert_code(2);
+    assert!(r.stderr().contains("no runs"), "{}", r.dump());
+    let r = env.run(&[&"report", &"--run", &"42", &"--out", &out]);
+    r.assert_code(2);
+    assert!(r.stderr().contains("no run 42"), "{}", r.dump());
+    assert!(!out.exists());
+}
