@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{corpus, wait_child, Env};
+use common::{corpus, mockdoc, wait_child, Env};
 use docmill::catalog::Catalog;
-use docmill::metrics::Snapshot;
 
 /// Charts in every report (`docmill::metrics::report::CHARTS`).
 const CHARTS: usize = docmill::metrics::report::CHARTS;
@@ -80,53 +79,33 @@ fn browse(env: &Env, page: &Path, args: &[String], stdout: &Path) {
     assert!(status.success(), "chromium {args:?} failed: {status}");
 }
 
-/// Adds made-up samples to `run` when the run recorded none.
-///
-/// FAKE DATA: only while the driver does not record samples yet (that
-/// integration is separate work). Everything else in the report comes from
-/// the real run.
-fn ensure_samples(db: &Path, run: i64) -> bool {
-    let catalog = Catalog::open_existing(db).unwrap();
-    if !catalog.samples(run).unwrap().is_empty() {
-        return false;
-    }
-    let info = catalog.run_info(run).unwrap().unwrap();
-    let end = info
-        .ended_ms
-        .unwrap_or(info.started_ms + 6_000)
-        .max(info.started_ms + 6_000);
-    let steps = 6;
-    for i in 0..=steps {
-        let t = info.started_ms + (end - info.started_ms) * i / steps;
-        let snap = Snapshot {
-            t_ms: t,
-            elapsed_s: (t - info.started_ms) as f64 / 1000.0,
-            workers: if i < 3 { 1 } else { 2 },
-            busy: 1,
-            min_workers: 1,
-            max_workers: 2,
-            docs_total: FILES.len() as u64,
-            docs_done: i as u64 * 5 / steps as u64,
-            pages_done: i as u64 * 8 / steps as u64,
-            cpu_percent: 40.0 + i as f32,
-            cpu_own_percent: 20.0,
-            memory_used_bytes: (100 + 10 * i as u64) << 20,
-            memory_budget_bytes: Some(1 << 30),
-            decision: (i == 3).then(|| "up to 2 workers: queue waiting, CPU idle".to_string()),
-            ..Snapshot::default()
-        };
-        catalog.record_sample(run, &snap).unwrap();
-    }
-    true
-}
-
 #[test]
 fn report_renders_in_a_browser() {
     chromium(); // fail first, and clearly, when there is no browser
     let env = Env::new();
     let corpus = corpus();
     let paths: Vec<PathBuf> = FILES.iter().map(|f| corpus.join(f)).collect();
-    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"index", &"--quiet", &"--workers", &"2"];
+    // Slow mock documents stretch the run over several seconds, so the
+    // driver records a real time series (a sample every 3 s) and the
+    // scaler has time to decide.
+    let slow = env.path("slow");
+    for i in 0..8 {
+        mockdoc(&slow, &format!("slow{i}"), "sleep_ms 1000\npages 2\n");
+    }
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+        &"index",
+        &"--quiet",
+        &"--allow-mock-docs",
+        &"--min-workers",
+        &"1",
+        &"--max-workers",
+        &"2",
+        &"--scale-interval",
+        &"500ms",
+        &"--min-free",
+        &"64M",
+        &slow,
+    ];
     args.extend(paths.iter().map(|p| p as &dyn AsRef<std::ffi::OsStr>));
     // The protected PDF fails, so the run ends with "some failed".
     env.run(&args).assert_code(1);
@@ -138,14 +117,14 @@ fn report_renders_in_a_browser() {
             .unwrap()
             .expect("the index run is recorded")
     };
-    let faked = ensure_samples(&env.db, run);
-    eprintln!(
-        "samples: {}",
-        if faked {
-            "made up by the test (the driver records none yet)"
-        } else {
-            "recorded by the run"
-        }
+    let samples = Catalog::open_existing(&env.db)
+        .unwrap()
+        .samples(run)
+        .unwrap();
+    assert!(
+        samples.len() >= 2,
+        "the run recorded {} samples",
+        samples.len()
     );
 
     let html = env.path("report.html");
@@ -207,8 +186,8 @@ fn report_renders_in_a_browser() {
             i + 4
         );
     }
-    // The decision is marked on the workers chart when there is one.
-    if faked {
+    // A scaling decision recorded by the run is marked on the workers chart.
+    if samples.iter().any(|s| s.decision.is_some()) {
         assert!(svgs[0].contains("<circle"), "no decision marked");
     }
 

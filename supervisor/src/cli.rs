@@ -10,6 +10,7 @@ use docmill_protocol::{exit_codes, WORKER_SUBCOMMAND};
 
 use crate::commands;
 use crate::engines;
+use crate::metrics::ProgressMode;
 use crate::policy::{self, Timeouts};
 use crate::run::{self, IndexOptions};
 use crate::scale::{self, Profile, ScalePolicy};
@@ -146,6 +147,13 @@ struct IndexArgs {
     /// Print only the summary.
     #[arg(long, short)]
     quiet: bool,
+    /// Live display: auto (a progress display on a terminal, plain lines
+    /// otherwise), plain, or off.
+    #[arg(long, default_value = "auto")]
+    progress: ProgressMode,
+    /// Rewrite this JSON file every few seconds with the run's state.
+    #[arg(long)]
+    stats: Option<PathBuf>,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -275,6 +283,8 @@ fn index_options(a: IndexArgs, db: PathBuf) -> IndexOptions {
         epub_entry_cap: a.epub_entry_cap,
         epub_book_cap: a.epub_book_cap,
         quiet: a.quiet,
+        stats_file: a.stats,
+        progress: a.progress,
         json: a.json,
         log_interval: a.log_interval,
     }

@@ -16,9 +16,10 @@ use serde::Serialize;
 use super::IndexOptions;
 use crate::catalog::jobs::FinishedResult;
 use crate::catalog::{now_ms, Catalog, CatalogError, Claim, Finished, QueuedDoc};
+use crate::metrics::{queue_by_tier, MetricsOptions, Recorder, Snapshot};
 use crate::policy;
 use crate::pool::{self, classify_exit, KillReason, SpawnSpec, Worker};
-use crate::scale::{self, Sampler, ScaleState, SystemSampler};
+use crate::scale::{self, Readings, Sampler, ScaleState, SystemSampler};
 use crate::signals::Signals;
 
 /// How long a lease lasts before another claimer may take the job back.
@@ -29,6 +30,10 @@ const COMMIT_JOBS: usize = 64;
 const COMMIT_BYTES: usize = 16 << 20;
 const COMMIT_AFTER: Duration = Duration::from_millis(250);
 const TICK: Duration = Duration::from_millis(50);
+/// The live display and stats file see the run this often; the machine
+/// readings behind them are refreshed every `SAMPLE_EVERY`.
+const OBSERVE_EVERY: Duration = Duration::from_millis(250);
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 const RSS_EVERY: Duration = Duration::from_millis(250);
 /// Consecutive failed spawns before the run gives up.
 const SPAWN_RETRIES: u32 = 5;
@@ -52,6 +57,7 @@ pub struct Totals {
     /// Largest resident memory of the whole process tree seen.
     pub peak_rss: u64,
     pub outcomes: HashMap<String, u64>,
+    pub done_by_format: HashMap<String, u64>,
 }
 
 struct InFlight {
@@ -103,6 +109,12 @@ pub struct Driver<'a> {
     recent_failures: u32,
     /// Every scaling decision: (unix ms, from, to, reason).
     pub decisions: Vec<(i64, u32, u32, String)>,
+    recorder: Recorder,
+    /// The latest machine readings, for the live display.
+    readings: Readings,
+    /// A scaling decision not yet shown in a snapshot.
+    unreported: Option<String>,
+    started: Instant,
 }
 
 impl<'a> Driver<'a> {
@@ -143,6 +155,15 @@ impl<'a> Driver<'a> {
             recent_jobs: 0,
             recent_failures: 0,
             decisions: Vec::new(),
+            recorder: Recorder::new(MetricsOptions {
+                stats_file: opts.stats_file.clone(),
+                progress: opts.progress,
+                quiet: opts.quiet,
+                log_interval: opts.log_interval,
+            }),
+            readings: Readings::default(),
+            unreported: None,
+            started: Instant::now(),
         }
     }
 
@@ -161,7 +182,8 @@ impl<'a> Driver<'a> {
         let mut spawn_failures = 0u32;
         let mut last_rss = Instant::now();
         let mut last_renew = Instant::now();
-        let mut last_log = Instant::now();
+        let mut last_observe = Instant::now();
+        let mut last_sample = Instant::now();
         loop {
             if stop_at.is_none() && self.signals.requested().is_some() {
                 stop_at = Some(Instant::now() + self.opts.grace);
@@ -218,19 +240,16 @@ impl<'a> Driver<'a> {
             if self.commit_due() {
                 self.flush()?;
             }
-            if !self.opts.quiet && last_log.elapsed() >= self.opts.log_interval {
-                last_log = Instant::now();
-                let t = &self.totals;
-                eprintln!(
-                    "docmill: {}/{} documents ended, {} pages, {} failed, {} workers ({} busy), {} queued",
-                    t.done + t.failed + t.quarantined,
-                    total_docs,
-                    t.pages,
-                    t.failed + t.quarantined,
-                    self.slots.len(),
-                    self.busy(),
-                    queue.len()
-                );
+            if last_observe.elapsed() >= OBSERVE_EVERY {
+                last_observe = Instant::now();
+                if last_sample.elapsed() >= SAMPLE_EVERY {
+                    last_sample = Instant::now();
+                    self.sample_machine();
+                }
+                let snap = self.snapshot(&queue, total_docs as u64);
+                if self.recorder.observe(&snap) {
+                    self.catalog.record_sample(self.run, &snap)?;
+                }
             }
         }
         self.flush()?;
@@ -239,6 +258,14 @@ impl<'a> Driver<'a> {
             if let Some(mut slot) = self.slots.remove(&id) {
                 slot.worker.shutdown(Duration::from_millis(500));
             }
+        }
+        let last = self.snapshot(&queue, total_docs as u64);
+        self.catalog.record_sample(self.run, &last)?;
+        if let Err(e) = self.recorder.finish(&last) {
+            tracing::warn!(
+                "cannot write the final stats file: {}",
+                crate::cli::chain(&e)
+            );
         }
         Ok(std::mem::take(&mut self.totals))
     }
@@ -249,6 +276,7 @@ impl<'a> Driver<'a> {
     fn rescale(&mut self, queue: &mut VecDeque<QueuedDoc>) -> anyhow::Result<()> {
         let pids: Vec<u32> = self.slots.values().map(|s| s.worker.pid).collect();
         let mut r = self.sampler.sample(&pids, self.opts.worker_fds);
+        self.readings = r.clone();
         r.queue_depth = queue.len() as u64;
         r.idle = (self.slots.len() - self.busy()) as u32;
         r.recent_jobs = std::mem::take(&mut self.recent_jobs);
@@ -276,8 +304,12 @@ impl<'a> Driver<'a> {
             d.reason
         );
         if !self.opts.quiet {
-            eprintln!("docmill: workers {current} -> {}: {}", d.target, d.reason);
+            self.recorder.println(&format!(
+                "docmill: workers {current} -> {}: {}",
+                d.target, d.reason
+            ));
         }
+        self.unreported = Some(format!("{current} -> {}: {}", d.target, d.reason));
         self.decisions
             .push((now_ms(), current, d.target, d.reason.clone()));
         self.totals.scale_decisions += 1;
@@ -303,6 +335,62 @@ impl<'a> Driver<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Refreshes the machine readings shown between scaling decisions.
+    fn sample_machine(&mut self) {
+        let pids: Vec<u32> = self.slots.values().map(|s| s.worker.pid).collect();
+        self.readings = self.sampler.sample(&pids, self.opts.worker_fds);
+        self.totals.peak_rss = self.totals.peak_rss.max(self.readings.tree_rss);
+    }
+
+    fn snapshot(&mut self, queue: &VecDeque<QueuedDoc>, total: u64) -> Snapshot {
+        let t = &self.totals;
+        let fds_used = pool::open_fds(std::process::id()).unwrap_or(0)
+            + self
+                .slots
+                .values()
+                .filter_map(|s| pool::open_fds(s.worker.pid))
+                .sum::<u64>();
+        let fd_limit = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+            + self.opts.worker_fds * self.slots.len() as u64;
+        let mut by_format = std::collections::BTreeMap::new();
+        for (k, v) in &t.done_by_format {
+            by_format.insert(k.clone(), *v);
+        }
+        Snapshot {
+            t_ms: now_ms(),
+            elapsed_s: self.started.elapsed().as_secs_f64(),
+            workers: self.slots.len() as u32,
+            busy: self.busy() as u32,
+            min_workers: self.opts.scale.min,
+            max_workers: self.opts.scale.max,
+            queue_depth: queue.len() as u64,
+            queue_by_tier: queue_by_tier(queue.iter().map(|d| d.size)),
+            docs_total: total,
+            docs_done: t.done,
+            docs_failed: t.failed + t.quarantined,
+            pages_done: t.pages,
+            cpu_percent: self.readings.cpu_total,
+            cpu_own_percent: self.readings.cpu_own,
+            memory_used_bytes: self.readings.tree_rss,
+            memory_budget_bytes: self.opts.scale.budget,
+            fds_used,
+            fd_limit,
+            failures_by_class: t
+                .outcomes
+                .iter()
+                .filter(|(k, _)| k.as_str() != "done")
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            by_format,
+            decision: self.unreported.take(),
+            epubs_running: self
+                .slots
+                .values()
+                .filter(|s| s.job.as_ref().is_some_and(|j| j.doc.format == Format::Epub))
+                .count() as u32,
+        }
     }
 
     fn busy(&self) -> usize {
@@ -583,6 +671,11 @@ impl<'a> Driver<'a> {
         }
         self.totals.done += 1;
         self.recent_jobs += 1;
+        *self
+            .totals
+            .done_by_format
+            .entry(job.doc.format.as_str().to_string())
+            .or_default() += 1;
         if job.doc.engine_idx > 0 {
             self.totals.rescued += 1;
         }

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::catalog::{Catalog, CatalogError, RetryPolicy};
 use crate::engines::{self, EngineFlag};
+use crate::metrics::ProgressMode;
 use crate::policy::Timeouts;
 use crate::scale::ScalePolicy;
 use crate::signals::Signals;
@@ -43,6 +44,10 @@ pub struct IndexOptions {
     pub epub_entry_cap: u64,
     pub epub_book_cap: u64,
     pub quiet: bool,
+    /// A JSON file rewritten atomically every few seconds, for dashboards.
+    pub stats_file: Option<PathBuf>,
+    #[serde(skip)]
+    pub progress: ProgressMode,
     pub json: bool,
     pub log_interval: Duration,
 }
