@@ -230,3 +230,74 @@ fn report_needs_a_run() {
     assert!(r.stderr().contains("no run 42"), "{}", r.dump());
     assert!(!out.exists());
 }
+
+/// While a run goes on: the stats file is there, whole, in the documented
+/// shape; `status` reads the live state beside the writer; the run ends
+/// with the summary table and a final stats file.
+#[test]
+fn live_status_and_stats_file() {
+    let env = Env::new();
+    let lib = env.path("lib");
+    for i in 0..12 {
+        mockdoc(&lib, &format!("m{i:02}"), "sleep_ms 400\npages 3\n");
+    }
+    let stats = env.path("stats.json");
+    let mut child = env.spawn(&[
+        &"index",
+        &lib,
+        &"--allow-mock-docs",
+        &"--workers",
+        &"2",
+        &"--progress",
+        &"plain",
+        &"--log-interval",
+        &"1s",
+        &"--stats",
+        &stats,
+    ]);
+    let read_stats = || -> Option<serde_json::Value> {
+        serde_json::from_slice(&std::fs::read(&stats).ok()?).ok()
+    };
+    // Every read of the file parses: it is replaced whole, never written in place.
+    let seen = common::wait_until(std::time::Duration::from_secs(30), || {
+        // Rates are null until there is a window to measure them over.
+        read_stats().is_some_and(|v| v["performance"]["docs_per_min"].is_number())
+    });
+    assert!(seen, "no stats file during the run");
+    let v = read_stats().unwrap();
+    for key in ["workers", "performance", "resources"] {
+        assert!(v[key].is_object(), "{key} missing: {v}");
+    }
+    for (group, key) in [
+        ("workers", "active"),
+        ("workers", "idle"),
+        ("workers", "efficiency"),
+        ("performance", "docs_per_min"),
+        ("performance", "pages_per_min"),
+        ("resources", "cpu_percent"),
+        ("resources", "memory_gb"),
+        ("resources", "fd_usage"),
+    ] {
+        assert!(v[group][key].is_number(), "{group}.{key} missing: {v}");
+    }
+    // `status` beside the running index sees work in progress.
+    let live = common::wait_until(std::time::Duration::from_secs(30), || {
+        let st = env.status();
+        st["documents"]["running"].as_u64().unwrap_or(0) > 0
+            && st["documents"]["done"].as_u64().unwrap_or(0) > 0
+    });
+    assert!(live, "status never showed the live run");
+    let out = {
+        let status = wait_child(&mut child, std::time::Duration::from_secs(60));
+        assert_eq!(status.code(), Some(0));
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        err
+    };
+    assert!(out.contains("peak memory"), "no summary table:\n{out}");
+    assert!(out.contains("pages/min"), "{out}");
+    let last = read_stats().unwrap();
+    assert_eq!(last["finished"], true, "{last}");
+    assert_eq!(last["totals"]["docs_done"], 12, "{last}");
+    env.assert_no_leftovers();
+}

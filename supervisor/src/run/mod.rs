@@ -184,28 +184,46 @@ struct Summary<'a> {
 }
 
 impl Summary<'_> {
+    /// The end-of-run table on stderr: what happened to the documents and
+    /// how fast, in a shape that reads well in a morning's scrollback.
     fn print(&self) {
         let t = self.totals;
         let mins = (self.seconds / 60.0).max(1e-9);
-        eprintln!(
-            "docmill: {} done ({} rescued by a fallback engine), {} failed, {} quarantined, {} retried, {} cancelled; {} pages in {:.1}s ({:.0} pages/min); peak {} workers",
-            t.done,
-            t.rescued,
-            t.failed,
-            t.quarantined,
-            t.retried,
-            t.cancelled,
-            t.pages,
-            self.seconds,
-            t.pages as f64 / mins,
-            t.peak_workers
+        let rows: [(&str, String); 10] = [
+            (
+                "done",
+                format!("{} ({} rescued by a fallback engine)", t.done, t.rescued),
+            ),
+            ("failed", t.failed.to_string()),
+            ("quarantined", t.quarantined.to_string()),
+            ("retried", t.retried.to_string()),
+            ("cancelled", t.cancelled.to_string()),
+            ("pages", t.pages.to_string()),
+            ("wall time", format!("{:.1} s", self.seconds)),
+            ("pages/min", format!("{:.0}", t.pages as f64 / mins)),
+            (
+                "peak workers",
+                format!(
+                    "{} ({} scaling decisions)",
+                    t.peak_workers, t.scale_decisions
+                ),
+            ),
+            ("peak memory", crate::units::format_size(t.peak_rss)),
+        ];
+        let mut out = format!(
+            "docmill: run {} finished (exit {})\n",
+            self.run, self.exit_code
         );
-        if self.failed_documents > 0 {
-            eprintln!(
-                "docmill: {} documents failed; `docmill status` lists why",
-                self.failed_documents
-            );
+        for (k, v) in rows {
+            out.push_str(&format!("  {k:<13} {v}\n"));
         }
+        if self.failed_documents > 0 {
+            out.push_str(&format!(
+                "  {} documents failed or were quarantined: `docmill status` lists why\n",
+                self.failed_documents
+            ));
+        }
+        eprint!("{out}");
     }
 }
 
