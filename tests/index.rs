@@ -381,3 +381,58 @@ fn write_epub(path: &std::path::Path, body: &str) {
     write!(z, "<?xml version=\"1.0\"?><html xmlns=\"http://www.w3.org/1999/xhtml\"><head><title>c</title></head><body>{body}</body></html>").unwrap();
     z.finish().unwrap();
 }
+
+/// No more than --max-epubs EPUB jobs ever run at once, while other work
+/// flows past them; checked from the attempts' recorded start and end times
+/// and from the run's time series.
+#[test]
+fn epub_limit_holds() {
+    let env = Env::new();
+    let lib = env.path("lib");
+    for i in 0..8 {
+        mockdoc(&lib, &format!("e{i}"), "kind epub\nsleep_ms 400\npages 2\n");
+    }
+    for i in 0..8 {
+        mockdoc(&lib, &format!("p{i}"), "sleep_ms 100\npages 1\n");
+    }
+    let r = env.run(&[
+        &"index",
+        &lib,
+        &"--allow-mock-docs",
+        &"--workers",
+        &"4",
+        &"--max-epubs",
+        &"2",
+        &"--quiet",
+    ]);
+    r.assert_code(0);
+    env.assert_no_leftovers();
+    let conn = env.sql();
+    let mut stmt = conn
+        .prepare(
+            "SELECT a.started_ms, a.ended_ms FROM attempts a JOIN documents d ON d.id = a.doc_id
+             WHERE d.display_path LIKE '%/e_.mockdoc'",
+        )
+        .unwrap();
+    let spans: Vec<(i64, i64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(spans.len(), 8);
+    // The most EPUB jobs running at any start instant.
+    let most = spans
+        .iter()
+        .map(|(s, _)| spans.iter().filter(|(a, b)| a <= s && s < b).count())
+        .max()
+        .unwrap();
+    assert_eq!(most, 2, "EPUB concurrency {most}, limit 2");
+    let series: i64 = conn
+        .query_row(
+            "SELECT coalesce(max(json_extract(json, '$.epubs_running')), 0) FROM samples",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(series <= 2, "the time series saw {series} EPUBs at once");
+}

@@ -35,7 +35,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Walk paths, extract text, store it; a re-run skips unchanged files.
-    Index(IndexArgs),
+    Index(Box<IndexArgs>),
     /// Full-text search over the index, best matches first.
     Search(SearchArgs),
     /// Counts by state, pages, and failures with reasons.
@@ -138,6 +138,9 @@ struct IndexArgs {
     /// Give quarantined files another round of attempts.
     #[arg(long)]
     retry_quarantined: bool,
+    /// EPUB jobs at once, at most.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    max_epubs: u32,
     /// Cap on the decompressed size of one EPUB entry.
     #[arg(long, default_value = "256M", value_parser = parse_size)]
     epub_entry_cap: u64,
@@ -204,7 +207,7 @@ pub fn main() -> i32 {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let result = match cli.command {
-        Command::Index(a) => run::index(&index_options(a, cli.db)),
+        Command::Index(a) => run::index(&index_options(*a, cli.db)),
         Command::Search(a) => commands::search(&cli.db, &a.query.join(" "), a.limit, a.json),
         Command::Status { json } => commands::status(&cli.db, json),
         Command::Export { output, .. } => commands::export(&cli.db, output.as_deref()),
@@ -280,6 +283,7 @@ fn index_options(a: IndexArgs, db: PathBuf) -> IndexOptions {
         retry_failed: a.retry_failed,
         retry_quarantined: a.retry_quarantined,
         pdf_engine: a.pdf_engine,
+        max_epubs: a.max_epubs,
         epub_entry_cap: a.epub_entry_cap,
         epub_book_cap: a.epub_book_cap,
         quiet: a.quiet,

@@ -11,6 +11,7 @@ pub mod policy;
 mod pool;
 mod run;
 pub mod scale;
+mod schedule;
 mod signals;
 pub mod sniff;
 pub mod units;

@@ -25,6 +25,10 @@ pub struct QueuedDoc {
     pub engine_idx: usize,
     /// What the engines before this one said, for the final reason.
     pub engine_notes: Vec<String>,
+    /// The format and size the scheduler sees: the real ones, except for
+    /// mock documents, whose script may pretend (`kind`, `bytes`).
+    pub sched_format: Format,
+    pub sched_size: u64,
 }
 
 /// The lease a claim took.
@@ -76,15 +80,19 @@ impl Catalog {
         let rows = stmt.query_map([], |r| {
             let path: Vec<u8> = r.get(1)?;
             let format: String = r.get(4)?;
+            let format = Format::parse(&format).unwrap_or(Format::Pdf);
+            let size = r.get::<_, i64>(2)? as u64;
             Ok(QueuedDoc {
                 id: r.get(0)?,
                 path: PathBuf::from(OsStr::from_bytes(&path)),
-                size: r.get::<_, i64>(2)? as u64,
+                size,
                 mtime_ns: r.get(3)?,
-                format: Format::parse(&format).unwrap_or(Format::Pdf),
+                format,
                 attempts: r.get::<_, i64>(5)? as u32,
                 engine_idx: 0,
                 engine_notes: Vec::new(),
+                sched_format: format,
+                sched_size: size,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -20,6 +20,7 @@ use crate::metrics::{queue_by_tier, MetricsOptions, Recorder, Snapshot};
 use crate::policy;
 use crate::pool::{self, classify_exit, KillReason, SpawnSpec, Worker};
 use crate::scale::{self, Readings, Sampler, ScaleState, SystemSampler};
+use crate::schedule;
 use crate::signals::Signals;
 
 /// How long a lease lasts before another claimer may take the job back.
@@ -388,7 +389,11 @@ impl<'a> Driver<'a> {
             epubs_running: self
                 .slots
                 .values()
-                .filter(|s| s.job.as_ref().is_some_and(|j| j.doc.format == Format::Epub))
+                .filter(|s| {
+                    s.job
+                        .as_ref()
+                        .is_some_and(|j| j.doc.sched_format == Format::Epub)
+                })
                 .count() as u32,
         }
     }
@@ -442,13 +447,19 @@ impl<'a> Driver<'a> {
             {
                 break;
             }
-            let needs_alone = queue
-                .front()
-                .is_some_and(|d| self.mem_failures.get(&d.id).is_some_and(|n| *n > 0));
+            // Tier quotas and the EPUB limit pick the document.
+            let mut running = schedule::Running::default();
+            for j in self.slots.values().filter_map(|s| s.job.as_ref()) {
+                running.add(&j.doc);
+            }
+            let Some(at) = schedule::pick(queue, &running, self.target, self.opts.max_epubs) else {
+                break;
+            };
+            let needs_alone = self.mem_failures.get(&queue[at].id).is_some_and(|n| *n > 0);
             if needs_alone && self.busy() > 0 {
                 break;
             }
-            let Some(doc) = queue.pop_front() else { break };
+            let Some(doc) = queue.remove(at) else { break };
             let expires = now_ms() + LEASE.as_millis() as i64;
             let claimed = self.catalog.claim(&[doc.id], &self.owner, expires)?;
             let Some(&(_, claim)) = claimed.first() else {

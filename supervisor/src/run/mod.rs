@@ -41,6 +41,8 @@ pub struct IndexOptions {
     pub retry_quarantined: bool,
     #[serde(skip)]
     pub pdf_engine: EngineFlag,
+    /// EPUB jobs at once, at most (they hold many descriptors).
+    pub max_epubs: u32,
     pub epub_entry_cap: u64,
     pub epub_book_cap: u64,
     pub quiet: bool,
@@ -123,7 +125,19 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
     add(&mut discovered, catalog.upsert_found(&batch, run, retry)?);
     discovered.removed = catalog.remove_missing(&roots, run)?;
 
-    let queue = catalog.pending()?;
+    let mut queue = catalog.pending()?;
+    if opts.allow_mock {
+        // A mock document may ask to be scheduled as another kind or size.
+        for doc in queue
+            .iter_mut()
+            .filter(|d| d.format == docmill_protocol::Format::Mock)
+        {
+            if let Ok(script) = docmill_worker::mockdoc::read(&doc.path) {
+                doc.sched_format = script.kind();
+                doc.sched_size = script.bytes().unwrap_or(doc.size);
+            }
+        }
+    }
     if !opts.quiet {
         eprintln!(
             "docmill: {} new, {} changed, {} unchanged, {} to retry, {} removed; {} to extract with {}..{} workers ({:?})",
