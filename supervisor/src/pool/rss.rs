@@ -15,7 +15,7 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
 #[cfg(not(target_os = "linux"))]
 pub fn rss_bytes(pid: u32) -> Option<u64> {
     use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
-    let mut sys = System::new();
+    let mut sys = System::new().ok()?;
     let pid = Pid::from_u32(pid);
     sys.refresh_processes_specifics(
         ProcessesToUpdate::Some(&[pid]),

@@ -220,6 +220,10 @@ pub fn spawn(spec: &SpawnSpec) -> Result<(Worker, IpcReceiver<FromWorker>), Spaw
 struct Limits {
     mem: u64,
     fds: u64,
+    #[cfg_attr(
+        not(target_os = "linux"),
+        expect(dead_code, reason = "only the Linux parent-death check reads it")
+    )]
     parent: u32,
 }
 

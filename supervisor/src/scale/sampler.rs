@@ -24,7 +24,15 @@ pub struct SystemSampler {
     cores: u32,
     own: u32,
     /// CPU ticks per process at the last sample, for the run's own share.
+    #[cfg_attr(
+        not(target_os = "linux"),
+        expect(dead_code, reason = "read from /proc on Linux only")
+    )]
     ticks: HashMap<u32, u64>,
+    #[cfg_attr(
+        not(target_os = "linux"),
+        expect(dead_code, reason = "read from /proc on Linux only")
+    )]
     last: Instant,
 }
 
