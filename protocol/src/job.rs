@@ -55,6 +55,10 @@ pub enum EngineChoice {
     Mupdf,
     /// `pdftotext` as a child process of the worker.
     Poppler,
+    /// MuPDF linked into the worker (only in builds with the `mupdf-inproc`
+    /// feature; the variant always exists so that every build speaks the
+    /// same protocol).
+    MupdfInproc,
 }
 
 impl EngineChoice {
@@ -63,6 +67,7 @@ impl EngineChoice {
             EngineChoice::Builtin => "builtin",
             EngineChoice::Mupdf => "mupdf",
             EngineChoice::Poppler => "poppler",
+            EngineChoice::MupdfInproc => "mupdf-inproc",
         }
     }
 }

@@ -123,7 +123,7 @@ struct IndexArgs {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     grace: Duration,
     /// PDF engine: auto (fastest installed, the others as fallbacks), builtin,
-    /// mupdf or poppler.
+    /// mupdf, mupdf-inproc (builds with that feature) or poppler.
     #[arg(long, default_value = "auto", value_parser = engines::parse_engine_flag)]
     pdf_engine: engines::EngineFlag,
     /// Obey .mockdoc fault-injection scripts (for tests).

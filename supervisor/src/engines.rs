@@ -1,7 +1,8 @@
 //! Which PDF engines this machine has: detection of the external tools at
 //! start (`mutool -v`, `pdftotext -v`, which print their versions on
-//! stderr), the order `--engine auto` tries them in, the `--engine` flag's
-//! parser, and the `docmill engines` listing.
+//! stderr) and of the in-process ones this binary was built with, the order
+//! `--engine auto` tries them in, the `--engine` flag's parser, and the
+//! `docmill engines` listing.
 
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};
@@ -41,21 +42,25 @@ pub enum EngineFlag {
     Only(EngineChoice),
 }
 
-/// Parses `auto|builtin|mupdf|poppler`.
+/// Parses `auto|builtin|mupdf|mupdf-inproc|poppler`. `mupdf-inproc` parses
+/// even in a build without it, so that `resolve` can say why it is missing
+/// on one line rather than clap calling it an unknown value.
 pub fn parse_engine_flag(s: &str) -> Result<EngineFlag, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "auto" => Ok(EngineFlag::Auto),
         "builtin" => Ok(EngineFlag::Only(EngineChoice::Builtin)),
         "mupdf" | "mutool" => Ok(EngineFlag::Only(EngineChoice::Mupdf)),
+        "mupdf-inproc" => Ok(EngineFlag::Only(EngineChoice::MupdfInproc)),
         "poppler" | "pdftotext" => Ok(EngineFlag::Only(EngineChoice::Poppler)),
         other => Err(format!(
-            "unknown engine {other:?}: expected auto, builtin, mupdf or poppler"
+            "unknown engine {other:?}: expected auto, builtin, mupdf, mupdf-inproc or poppler"
         )),
     }
 }
 
-/// Detects every engine: the built-in one is always there; the external
-/// ones are looked up on PATH and asked for their version.
+/// Detects every engine: the built-in one is always there, in-process MuPDF
+/// when the binary was built with it; the external ones are looked up on
+/// PATH and asked for their version.
 pub fn detect() -> Vec<DetectedEngine> {
     let builtin = DetectedEngine {
         name: EngineChoice::Builtin.as_str(),
@@ -68,7 +73,23 @@ pub fn detect() -> Vec<DetectedEngine> {
     let mupdf = external(EngineChoice::Mupdf, "mutool", &[]);
     // pdftotext extracts, pdfinfo counts pages: the engine needs both.
     let poppler = external(EngineChoice::Poppler, "pdftotext", &["pdfinfo"]);
-    vec![builtin, mupdf, poppler]
+    vec![builtin, mupdf_inproc(), mupdf, poppler]
+}
+
+/// In-process MuPDF is there exactly when the worker code linked into this
+/// binary has it; nothing on the machine matters.
+fn mupdf_inproc() -> DetectedEngine {
+    let version = docmill_worker::engines::MUPDF_INPROC_VERSION;
+    DetectedEngine {
+        name: EngineChoice::MupdfInproc.as_str(),
+        choice: EngineChoice::MupdfInproc,
+        available: version.is_some(),
+        version: version.map(str::to_string),
+        path: None,
+        missing: version
+            .is_none()
+            .then(|| docmill_worker::engines::MUPDF_INPROC_MISSING.to_string()),
+    }
 }
 
 fn external(choice: EngineChoice, program: &str, also: &[&str]) -> DetectedEngine {
@@ -167,14 +188,20 @@ pub fn parse_version(banner: &str) -> Option<String> {
     })
 }
 
-/// The engines `auto` tries, fastest first: MuPDF, then Poppler, then the
-/// built-in engine, which is always last and always there.
+/// The engines `auto` tries, fastest first: in-process MuPDF (no child
+/// processes), then MuPDF's mutool (the same reader in a separate process,
+/// and another MuPDF release), then Poppler, then the built-in engine, which
+/// is always last and always there.
 pub fn auto_order(detected: &[DetectedEngine]) -> Vec<EngineChoice> {
     let has = |c: EngineChoice| detected.iter().any(|d| d.choice == c && d.available);
-    let mut order: Vec<EngineChoice> = [EngineChoice::Mupdf, EngineChoice::Poppler]
-        .into_iter()
-        .filter(|c| has(*c))
-        .collect();
+    let mut order: Vec<EngineChoice> = [
+        EngineChoice::MupdfInproc,
+        EngineChoice::Mupdf,
+        EngineChoice::Poppler,
+    ]
+    .into_iter()
+    .filter(|c| has(*c))
+    .collect();
     order.push(EngineChoice::Builtin);
     order
 }
@@ -230,7 +257,7 @@ pub fn list(json: bool) -> anyhow::Result<i32> {
                 (Some(p), None) => p.display().to_string(),
                 (None, None) => "(in-process)".to_string(),
             };
-            writeln!(out, "{:<8} {:<10} {:<16} {path}", d.name, state, version)?;
+            writeln!(out, "{:<12} {:<10} {:<28} {path}", d.name, state, version)?;
         }
         writeln!(out, "auto: {}", auto.join(" > "))?;
     }
@@ -267,8 +294,15 @@ mod tests {
             parse_engine_flag("poppler"),
             Ok(EngineFlag::Only(EngineChoice::Poppler))
         );
+        assert_eq!(
+            parse_engine_flag("mupdf-inproc"),
+            Ok(EngineFlag::Only(EngineChoice::MupdfInproc))
+        );
         let err = parse_engine_flag("xpdf").expect_err("unknown");
-        assert!(err.contains("auto, builtin, mupdf or poppler"), "{err}");
+        assert!(
+            err.contains("auto, builtin, mupdf, mupdf-inproc or poppler"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -296,6 +330,47 @@ mod tests {
             vec![EngineChoice::Poppler, EngineChoice::Builtin]
         );
         assert_eq!(auto_order(&[]), vec![EngineChoice::Builtin]);
+        let with_inproc = [
+            engine(EngineChoice::Builtin, true),
+            engine(EngineChoice::Poppler, true),
+            engine(EngineChoice::Mupdf, true),
+            engine(EngineChoice::MupdfInproc, true),
+        ];
+        assert_eq!(
+            auto_order(&with_inproc),
+            vec![
+                EngineChoice::MupdfInproc,
+                EngineChoice::Mupdf,
+                EngineChoice::Poppler,
+                EngineChoice::Builtin
+            ]
+        );
+    }
+
+    /// Built with the feature, in-process MuPDF is always offered and
+    /// `auto` tries it first; built without, asking for it is refused with a
+    /// one-line reason that names the feature.
+    #[test]
+    fn mupdf_inproc_follows_the_build() {
+        let detected = detect();
+        let flag = EngineFlag::Only(EngineChoice::MupdfInproc);
+        // The worker crate decides, not this crate's own feature flag: the
+        // two can differ when the feature is turned on for the worker alone.
+        if docmill_worker::engines::MUPDF_INPROC_VERSION.is_some() {
+            assert_eq!(
+                resolve(flag, &detected),
+                Ok(vec![EngineChoice::MupdfInproc])
+            );
+            assert_eq!(auto_order(&detected)[0], EngineChoice::MupdfInproc);
+        } else {
+            let err = resolve(flag, &detected).expect_err("not built in");
+            assert!(
+                err.contains("built without the mupdf-inproc feature"),
+                "{err}"
+            );
+            assert!(!err.contains('\n'), "{err}");
+            assert!(!auto_order(&detected).contains(&EngineChoice::MupdfInproc));
+        }
     }
 
     #[test]

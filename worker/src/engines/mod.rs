@@ -1,10 +1,13 @@
 //! Engines turn one document (or a page range of it) into page texts. One
 //! file per engine; `extract` picks the one a job asks for and, for PDFs,
-//! judges the text it produced (see `quality`).
+//! judges the text it produced (see `quality`). `mupdf_inproc` exists only
+//! in builds with the `mupdf-inproc` feature.
 
 mod child;
 mod epub;
 pub mod mupdf;
+#[cfg(feature = "mupdf-inproc")]
+pub mod mupdf_inproc;
 mod pdf_builtin;
 pub mod poppler;
 
@@ -19,6 +22,18 @@ use docmill_protocol::{
 
 use crate::mockdoc;
 use crate::quality::TextStats;
+
+/// The in-process MuPDF engine's version when this build has it (cargo
+/// feature `mupdf-inproc`), so that the supervisor offers exactly what its
+/// worker can do.
+#[cfg(feature = "mupdf-inproc")]
+pub const MUPDF_INPROC_VERSION: Option<&str> = Some(mupdf_inproc::VERSION);
+#[cfg(not(feature = "mupdf-inproc"))]
+pub const MUPDF_INPROC_VERSION: Option<&str> = None;
+
+/// Why `mupdf-inproc` cannot be used in a build without it.
+pub const MUPDF_INPROC_MISSING: &str = "this docmill was built without the mupdf-inproc feature \
+     (build it with `cargo build --release --features mupdf-inproc`)";
 
 /// Where an engine puts pages, in page order, as soon as each is ready.
 pub trait PageSink {
@@ -55,6 +70,12 @@ pub fn extract_pdf(
         EngineChoice::Builtin => pdf_builtin::extract(path, range, &mut judged)?,
         EngineChoice::Mupdf => mupdf::extract(path, range, &mut judged)?,
         EngineChoice::Poppler => poppler::extract(path, range, &mut judged)?,
+        #[cfg(feature = "mupdf-inproc")]
+        EngineChoice::MupdfInproc => mupdf_inproc::extract(path, range, &mut judged)?,
+        // The supervisor does not offer it then; a job that asks anyway is
+        // refused rather than served by another engine.
+        #[cfg(not(feature = "mupdf-inproc"))]
+        EngineChoice::MupdfInproc => return Err(deterministic(MUPDF_INPROC_MISSING.to_string())),
     };
     match judged.stats.verdict().reason() {
         Some(reason) => Err(WorkerFailure {
