@@ -9,5 +9,5 @@ mod spawn;
 pub use exit::{classify_exit, KillReason};
 #[cfg(target_os = "linux")]
 pub use rss::cpu_ticks;
-pub use rss::{open_fds, process_tree, rss_bytes};
+pub use rss::{open_fds, process_tree, rss_bytes, tree_rss};
 pub use spawn::{spawn, SpawnError, SpawnSpec, Worker};

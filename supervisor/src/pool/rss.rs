@@ -69,3 +69,8 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
     let get = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
     Some(get(11)? + get(12)? + get(13)? + get(14)?)
 }
+
+/// Resident memory of a worker and the engine processes it started.
+pub fn tree_rss(pid: u32) -> u64 {
+    process_tree(pid).iter().filter_map(|p| rss_bytes(*p)).sum()
+}

@@ -108,8 +108,6 @@ pub struct Driver<'a> {
     /// Jobs ended and failed since the last scaling decision.
     recent_jobs: u32,
     recent_failures: u32,
-    /// Every scaling decision: (unix ms, from, to, reason).
-    pub decisions: Vec<(i64, u32, u32, String)>,
     recorder: Recorder,
     /// The latest machine readings, for the live display.
     readings: Readings,
@@ -155,7 +153,6 @@ impl<'a> Driver<'a> {
             last_scale: Instant::now(),
             recent_jobs: 0,
             recent_failures: 0,
-            decisions: Vec::new(),
             recorder: Recorder::new(MetricsOptions {
                 stats_file: opts.stats_file.clone(),
                 progress: opts.progress,
@@ -275,14 +272,12 @@ impl<'a> Driver<'a> {
     /// idle workers retire first; a busy one is stopped only for memory
     /// pressure, its job requeued without counting against it.
     fn rescale(&mut self, queue: &mut VecDeque<QueuedDoc>) -> anyhow::Result<()> {
-        let pids: Vec<u32> = self.slots.values().map(|s| s.worker.pid).collect();
-        let mut r = self.sampler.sample(&pids, self.opts.worker_fds);
-        self.readings = r.clone();
+        self.sample_machine();
+        let mut r = self.readings.clone();
         r.queue_depth = queue.len() as u64;
         r.idle = (self.slots.len() - self.busy()) as u32;
         r.recent_jobs = std::mem::take(&mut self.recent_jobs);
         r.recent_failures = std::mem::take(&mut self.recent_failures);
-        self.totals.peak_rss = self.totals.peak_rss.max(r.tree_rss);
         let current = self.target;
         let Some(d) = scale::decide(
             current,
@@ -311,8 +306,6 @@ impl<'a> Driver<'a> {
             ));
         }
         self.unreported = Some(format!("{current} -> {}: {}", d.target, d.reason));
-        self.decisions
-            .push((now_ms(), current, d.target, d.reason.clone()));
         self.totals.scale_decisions += 1;
         self.target = d.target;
         let idle: Vec<u64> = self
@@ -867,10 +860,7 @@ impl<'a> Driver<'a> {
                     },
                 ));
             } else if check_rss && slot.worker.mem_limit > 0 {
-                let rss: u64 = pool::process_tree(slot.worker.pid)
-                    .iter()
-                    .filter_map(|p| pool::rss_bytes(*p))
-                    .sum();
+                let rss = pool::tree_rss(slot.worker.pid);
                 if rss > slot.worker.mem_limit {
                     kills.push((
                         *id,

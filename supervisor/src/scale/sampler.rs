@@ -141,12 +141,7 @@ impl Sampler for SystemSampler {
         let tree_rss = tree.iter().filter_map(|p| pool::rss_bytes(*p)).sum();
         let worker_rss = workers
             .iter()
-            .map(|w| {
-                pool::process_tree(*w)
-                    .iter()
-                    .filter_map(|p| pool::rss_bytes(*p))
-                    .sum::<u64>()
-            })
+            .map(|w| pool::tree_rss(*w))
             .max()
             .unwrap_or(0);
         let own_limit = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
