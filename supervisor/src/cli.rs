@@ -25,7 +25,8 @@ use crate::units::{parse_duration, parse_size};
     about = "Index a library of PDFs and EPUBs into a searchable full-text index, crash-tolerantly."
 )]
 struct Cli {
-    /// The index database (SQLite).
+    /// The index database: a SQLite file, or a `postgres://` URL for the
+    /// store several machines share.
     #[arg(long, global = true, env = "DOCMILL_DB", default_value = "docmill.db")]
     db: PathBuf,
     #[command(subcommand)]
@@ -119,6 +120,10 @@ struct IndexArgs {
     /// Kill a worker that sends no heartbeat for this long.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     heartbeat_timeout: Duration,
+    /// How long a claimed job stays ours without renewal (renewed every
+    /// third of it); after that another supervisor may take it back.
+    #[arg(long, default_value = "120s", value_parser = parse_duration, hide = true)]
+    lease: Duration,
     /// After SIGINT/SIGTERM, how long running jobs may take to finish.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     grace: Duration,
@@ -277,6 +282,7 @@ fn index_options(a: IndexArgs, db: PathBuf) -> IndexOptions {
         max_attempts: a.max_attempts,
         timeouts,
         heartbeat_timeout: a.heartbeat_timeout,
+        lease: a.lease,
         grace: a.grace,
         allow_mock: a.allow_mock_docs,
         follow_symlinks: a.follow_symlinks,

@@ -8,9 +8,10 @@ use docmill_protocol::exit_codes;
 
 use crate::catalog::{Catalog, HIT_END, HIT_START};
 use crate::metrics::report::ReportError;
+use crate::store;
 
 pub fn search(db: &Path, query: &str, limit: usize, json: bool) -> anyhow::Result<i32> {
-    let catalog = Catalog::open_existing(db)?;
+    let mut catalog = store::open_existing(db)?;
     let hits = catalog.search(query, limit)?;
     let stdout = io::stdout();
     let tty = stdout.is_terminal();
@@ -42,7 +43,7 @@ pub fn search(db: &Path, query: &str, limit: usize, json: bool) -> anyhow::Resul
 }
 
 pub fn status(db: &Path, json: bool) -> anyhow::Result<i32> {
-    let catalog = Catalog::open_existing(db)?;
+    let mut catalog = store::open_existing(db)?;
     let status = catalog.status()?;
     let mut out = io::stdout().lock();
     if json {
@@ -79,7 +80,7 @@ pub fn status(db: &Path, json: bool) -> anyhow::Result<i32> {
 }
 
 pub fn export(db: &Path, output: Option<&Path>) -> anyhow::Result<i32> {
-    let catalog = Catalog::open_existing(db)?;
+    let mut catalog = store::open_existing(db)?;
     match output {
         Some(path) => {
             let mut w = BufWriter::new(File::create(path)?);
@@ -94,6 +95,10 @@ pub fn export(db: &Path, output: Option<&Path>) -> anyhow::Result<i32> {
 }
 
 pub fn report(db: &Path, run: Option<i64>, out: &Path) -> anyhow::Result<i32> {
+    if store::is_postgres(db) {
+        eprintln!("docmill: `report` reads a SQLite index; the shared store has no report yet");
+        return Ok(exit_codes::USAGE);
+    }
     let catalog = Catalog::open_existing(db)?;
     match crate::metrics::report::write_report(&catalog, run, out) {
         Ok(id) => {

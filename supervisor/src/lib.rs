@@ -1,6 +1,6 @@
 //! docmill's supervisor side: the command line, the catalog and index, the
-//! walk that discovers documents, the pool of worker processes and the run
-//! loop that drives them.
+//! walk that discovers documents, the pool of worker processes, the run
+//! loop that drives them, and the stores (SQLite, PostgreSQL) behind it.
 
 pub mod catalog;
 pub mod cli;
@@ -14,5 +14,6 @@ pub mod scale;
 mod schedule;
 mod signals;
 pub mod sniff;
+pub mod store;
 pub mod units;
 mod walk;

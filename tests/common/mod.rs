@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod pg;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_docmill");
 
 /// The shared corpus: `$DOCMILL_CORPUS`, else `../shared/corpus` beside the

@@ -149,4 +149,10 @@ impl Catalog {
         )?;
         Ok(())
     }
+
+    /// The connection, for the storage trait's lease statements that the
+    /// catalog itself does not need (see `store::sqlite`).
+    pub(crate) fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
 }

@@ -15,16 +15,18 @@ use serde::Serialize;
 
 use super::IndexOptions;
 use crate::catalog::jobs::FinishedResult;
-use crate::catalog::{now_ms, Catalog, CatalogError, Claim, Finished, QueuedDoc};
+use crate::catalog::{now_ms, Claim, Finished, QueuedDoc};
 use crate::metrics::{queue_by_tier, MetricsOptions, Recorder, Snapshot};
 use crate::policy;
 use crate::pool::{self, classify_exit, KillReason, SpawnSpec, Worker};
 use crate::scale::{self, Readings, Sampler, ScaleState, SystemSampler};
 use crate::schedule;
 use crate::signals::Signals;
+use crate::store::{Store, StoreError};
 
-/// How long a lease lasts before another claimer may take the job back.
-const LEASE: Duration = Duration::from_secs(120);
+/// With a shared store, how often a run whose queue is empty looks for
+/// work again while other supervisors still hold leases.
+const POLL_SHARED: Duration = Duration::from_millis(500);
 /// Finished jobs are written together once this many wait, or once the
 /// oldest has waited `COMMIT_AFTER`.
 const COMMIT_JOBS: usize = 64;
@@ -85,7 +87,7 @@ pub struct Driver<'a> {
     opts: &'a IndexOptions,
     /// PDF engines in the order they are tried.
     engines: Vec<EngineChoice>,
-    catalog: &'a mut Catalog,
+    catalog: &'a mut dyn Store,
     run: i64,
     owner: String,
     signals: Signals,
@@ -120,7 +122,7 @@ impl<'a> Driver<'a> {
     pub fn new(
         opts: &'a IndexOptions,
         engines: Vec<EngineChoice>,
-        catalog: &'a mut Catalog,
+        catalog: &'a mut dyn Store,
         run: i64,
         owner: String,
         signals: Signals,
@@ -182,6 +184,7 @@ impl<'a> Driver<'a> {
         let mut last_renew = Instant::now();
         let mut last_observe = Instant::now();
         let mut last_sample = Instant::now();
+        let mut last_poll: Option<Instant> = None;
         loop {
             if stop_at.is_none() && self.signals.requested().is_some() {
                 stop_at = Some(Instant::now() + self.opts.grace);
@@ -195,7 +198,21 @@ impl<'a> Driver<'a> {
             }
             let stopping = stop_at.is_some();
             let in_flight = self.busy();
-            if in_flight == 0 && (queue.is_empty() || stopping) {
+            if in_flight == 0 && queue.is_empty() && !stopping && self.catalog.shared() {
+                // Other supervisors may have left work (a lease that
+                // expired) or may still leave some: look again until no
+                // one else holds a lease.
+                if last_poll.is_none_or(|t| t.elapsed() >= POLL_SHARED) {
+                    last_poll = Some(Instant::now());
+                    self.flush()?;
+                    let mut more = self.catalog.pending()?;
+                    super::scheduling_hints(self.opts, &mut more);
+                    if more.is_empty() && self.catalog.held_elsewhere(&self.owner)? == 0 {
+                        break;
+                    }
+                    queue.extend(more);
+                }
+            } else if in_flight == 0 && (queue.is_empty() || stopping) {
                 break;
             }
             if let Some(at) = stop_at {
@@ -230,9 +247,8 @@ impl<'a> Driver<'a> {
                 self.last_scale = Instant::now();
                 self.rescale(&mut queue)?;
             }
-            if last_renew.elapsed() > LEASE / 3 {
-                self.catalog
-                    .renew(&self.owner, now_ms() + LEASE.as_millis() as i64)?;
+            if last_renew.elapsed() > self.opts.lease / 3 {
+                self.renew()?;
                 last_renew = Instant::now();
             }
             if self.commit_due() {
@@ -453,8 +469,9 @@ impl<'a> Driver<'a> {
                 break;
             }
             let Some(doc) = queue.remove(at) else { break };
-            let expires = now_ms() + LEASE.as_millis() as i64;
-            let claimed = self.catalog.claim(&[doc.id], &self.owner, expires)?;
+            let claimed = self
+                .catalog
+                .claim(&[doc.id], &self.owner, self.opts.lease)?;
             let Some(&(_, claim)) = claimed.first() else {
                 continue; // taken by someone else, or no longer pending
             };
@@ -521,8 +538,23 @@ impl<'a> Driver<'a> {
         Ok(())
     }
 
+    /// Extends the leases of every job this run holds: those running and
+    /// those finished but not yet written.
+    fn renew(&mut self) -> Result<(), StoreError> {
+        let held: Vec<(i64, Claim)> = self
+            .slots
+            .values()
+            .filter_map(|s| s.job.as_ref().map(|j| (j.doc.id, j.claim)))
+            .chain(self.pending_commits.iter().map(|f| (f.doc, f.claim)))
+            .collect();
+        for doc in self.catalog.renew(&self.owner, &held, self.opts.lease)? {
+            tracing::warn!(doc, "lease lost: another supervisor may have taken the job");
+        }
+        Ok(())
+    }
+
     /// Puts a claimed document back without counting an attempt.
-    fn release(&mut self, doc: QueuedDoc, claim: Claim) -> Result<(), CatalogError> {
+    fn release(&mut self, doc: QueuedDoc, claim: Claim) -> Result<(), StoreError> {
         self.catalog.commit(&[Finished {
             doc: doc.id,
             claim,
@@ -924,7 +956,7 @@ impl<'a> Driver<'a> {
                 .is_some_and(|t| t.elapsed() >= COMMIT_AFTER)
     }
 
-    fn flush(&mut self) -> Result<(), CatalogError> {
+    fn flush(&mut self) -> Result<(), StoreError> {
         if self.pending_commits.is_empty() {
             return Ok(());
         }

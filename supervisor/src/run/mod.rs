@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 use docmill_protocol::exit_codes;
 use serde::Serialize;
 
-use crate::catalog::{Catalog, CatalogError, RetryPolicy};
+use crate::catalog::{QueuedDoc, RetryPolicy};
 use crate::engines::{self, EngineFlag};
 use crate::metrics::ProgressMode;
 use crate::policy::Timeouts;
 use crate::scale::ScalePolicy;
 use crate::signals::Signals;
+use crate::store::{self, Store};
 use crate::walk::{self, WalkOptions};
 
 pub use driver::Totals;
@@ -24,6 +25,7 @@ pub use driver::Totals;
 #[derive(Clone, Debug, Serialize)]
 pub struct IndexOptions {
     pub roots: Vec<PathBuf>,
+    #[serde(serialize_with = "redacted_db")]
     pub db: PathBuf,
     pub scale: ScalePolicy,
     pub scale_interval: Duration,
@@ -34,6 +36,8 @@ pub struct IndexOptions {
     #[serde(skip)]
     pub timeouts: Timeouts,
     pub heartbeat_timeout: Duration,
+    /// How long a claim holds without renewal.
+    pub lease: Duration,
     pub grace: Duration,
     pub allow_mock: bool,
     pub follow_symlinks: bool,
@@ -72,23 +76,25 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
             return Ok(exit_codes::USAGE);
         }
     };
-    let mut catalog = match Catalog::open(&opts.db) {
+    let mut catalog: Box<dyn Store> = match store::open(&opts.db) {
         Ok(c) => c,
-        Err(
-            e @ (CatalogError::MissingFolder(_)
-            | CatalogError::Open { .. }
-            | CatalogError::TooNew { .. }),
-        ) => {
+        Err(e) if e.is_setup() => {
             eprintln!("docmill: {}", crate::cli::chain(&e));
             return Ok(exit_codes::USAGE);
         }
         Err(e) => return Err(e.into()),
     };
-    let _lock = match lock::RunLock::acquire(&opts.db) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("docmill: {e}");
-            return Ok(exit_codes::USAGE);
+    // A SQLite file takes one run at a time; the shared store takes many,
+    // kept apart by their leases.
+    let _lock = if catalog.shared() {
+        None
+    } else {
+        match lock::RunLock::acquire(&opts.db) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("docmill: {e}");
+                return Ok(exit_codes::USAGE);
+            }
         }
     };
     let owner = format!("{}:{}", hostname(), std::process::id());
@@ -126,18 +132,7 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
     discovered.removed = catalog.remove_missing(&roots, run)?;
 
     let mut queue = catalog.pending()?;
-    if opts.allow_mock {
-        // A mock document may ask to be scheduled as another kind or size.
-        for doc in queue
-            .iter_mut()
-            .filter(|d| d.format == docmill_protocol::Format::Mock)
-        {
-            if let Ok(script) = docmill_worker::mockdoc::read(&doc.path) {
-                doc.sched_format = script.kind();
-                doc.sched_size = script.bytes().unwrap_or(doc.size);
-            }
-        }
-    }
+    scheduling_hints(opts, &mut queue);
     if !opts.quiet {
         eprintln!(
             "docmill: {} new, {} changed, {} unchanged, {} to retry, {} removed; {} to extract with {}..{} workers ({:?})",
@@ -155,7 +150,7 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
     let mut driver = driver::Driver::new(
         opts,
         engine_order,
-        &mut catalog,
+        catalog.as_mut(),
         run,
         owner,
         signals.clone(),
@@ -239,6 +234,26 @@ impl Summary<'_> {
         }
         eprint!("{out}");
     }
+}
+
+/// A mock document may ask to be scheduled as another kind or size.
+fn scheduling_hints(opts: &IndexOptions, queue: &mut [QueuedDoc]) {
+    if !opts.allow_mock {
+        return;
+    }
+    for doc in queue
+        .iter_mut()
+        .filter(|d| d.format == docmill_protocol::Format::Mock)
+    {
+        if let Ok(script) = docmill_worker::mockdoc::read(&doc.path) {
+            doc.sched_format = script.kind();
+            doc.sched_size = script.bytes().unwrap_or(doc.size);
+        }
+    }
+}
+
+fn redacted_db<S: serde::Serializer>(db: &std::path::Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&store::redacted(db))
 }
 
 fn add(total: &mut crate::catalog::DiscoverCounts, c: crate::catalog::DiscoverCounts) {

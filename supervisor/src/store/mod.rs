@@ -1,0 +1,188 @@
+//! The storage trait the supervisor runs on: discover, claim under a lease,
+//! renew, commit (fenced by the lease's token), fail, search. SQLite is the
+//! embedded default; a `postgres://` URL selects the shared store that lets
+//! several machines index one library together.
+
+mod pg;
+mod sqlite;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::catalog::{
+    Catalog, CatalogError, Claim, DiscoverCounts, Finished, Found, QueuedDoc, RetryPolicy,
+    SearchHit, Status,
+};
+use crate::metrics::Snapshot;
+
+pub use pg::PgStore;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("cannot connect to the database at {url}")]
+    Connect {
+        url: String,
+        #[source]
+        source: postgres::Error,
+    },
+    #[error(
+        "the shared database was written by a newer docmill (schema {found}, this one knows {known})"
+    )]
+    TooNew { found: i64, known: i64 },
+    #[error("database error")]
+    Pg(#[from] postgres::Error),
+    #[error("cannot write the export")]
+    Write(#[from] std::io::Error),
+    #[error("a stored sample is not valid JSON")]
+    Sample(#[from] serde_json::Error),
+}
+
+impl StoreError {
+    /// Errors that mean "the database given is not usable", which the
+    /// command line reports as a usage error rather than a failure.
+    pub fn is_setup(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Catalog(
+                CatalogError::MissingFolder(_)
+                    | CatalogError::NoIndex(_)
+                    | CatalogError::Open { .. }
+                    | CatalogError::TooNew { .. }
+            ) | StoreError::Connect { .. }
+                | StoreError::TooNew { .. }
+        )
+    }
+}
+
+/// Everything the run loop and the reading commands ask of a store.
+///
+/// A claim hands out a lease (owner, token, expiry); every later write about
+/// the job names the token, and a write whose token no longer matches is
+/// refused whole: the job's supervisor lost its lease (it stalled, was cut
+/// off, or the file changed) and someone else owns the document now.
+pub trait Store {
+    /// Records the start of an index run and returns its id.
+    fn begin_run(&mut self, owner: &str, options: &str) -> Result<i64, StoreError>;
+    fn end_run(&mut self, run: i64, totals: &str, exit_code: i32) -> Result<(), StoreError>;
+    /// Puts back what a dead run of this store left running, without
+    /// counting it against the documents; returns how many.
+    fn recover_interrupted(&mut self) -> Result<u64, StoreError>;
+    /// Upserts one batch of found files; running it twice, or from two
+    /// machines at once, gives the same catalog.
+    fn upsert_found(
+        &mut self,
+        found: &[Found],
+        run: i64,
+        retry: RetryPolicy,
+    ) -> Result<DiscoverCounts, StoreError>;
+    fn remove_missing(&mut self, roots: &[PathBuf], run: i64) -> Result<u64, StoreError>;
+    /// Documents a claim may take: pending ones, and running ones whose
+    /// lease expired. In path order.
+    fn pending(&mut self) -> Result<Vec<QueuedDoc>, StoreError>;
+    /// Claims documents for `owner` for `lease`, taking back expired leases
+    /// (counted as interrupted, not against the document). Returns the
+    /// claims that succeeded, in the order asked.
+    fn claim(
+        &mut self,
+        docs: &[i64],
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Vec<(i64, Claim)>, StoreError>;
+    /// Extends the leases in `held` whose token still matches; returns the
+    /// documents whose lease was lost.
+    fn renew(
+        &mut self,
+        owner: &str,
+        held: &[(i64, Claim)],
+        lease: Duration,
+    ) -> Result<Vec<i64>, StoreError>;
+    /// Writes finished jobs; each is all or nothing, and fenced by its
+    /// token. Returns, per job, whether its lease still held.
+    fn commit(&mut self, jobs: &[Finished]) -> Result<Vec<bool>, StoreError>;
+    /// Records a new size and modification time for a file that changed
+    /// while it was read.
+    fn restat(&mut self, doc: i64, size: u64, mtime_ns: i64) -> Result<(), StoreError>;
+    fn record_sample(&mut self, run: i64, snap: &Snapshot) -> Result<(), StoreError>;
+    /// Documents seen by `run` that ended failed or quarantined.
+    fn failed_in_run(&mut self, run: i64) -> Result<u64, StoreError>;
+    /// Unexpired leases held by owners other than `owner`: work another
+    /// supervisor may still finish, or leave for us once its lease expires.
+    fn held_elsewhere(&mut self, owner: &str) -> Result<u64, StoreError>;
+    fn search(&mut self, query: &str, limit: usize) -> Result<Vec<SearchHit>, StoreError>;
+    fn status(&mut self) -> Result<Status, StoreError>;
+    /// One JSON object per page, ordered by path then page.
+    fn export(&mut self, out: &mut dyn Write) -> Result<u64, StoreError>;
+    /// Whether other supervisors may work on the same catalog at once, so a
+    /// run that emptied its queue should look again before it ends.
+    fn shared(&self) -> bool;
+}
+
+/// Whether `--db` names a PostgreSQL server rather than a SQLite file.
+pub fn is_postgres(db: &Path) -> bool {
+    let s = db.to_string_lossy();
+    s.starts_with("postgres://") || s.starts_with("postgresql://")
+}
+
+/// Opens (creating if needed) the store `db` names, for an index run.
+pub fn open(db: &Path) -> Result<Box<dyn Store>, StoreError> {
+    if is_postgres(db) {
+        Ok(Box::new(PgStore::connect(&db.to_string_lossy())?))
+    } else {
+        Ok(Box::new(Catalog::open(db)?))
+    }
+}
+
+/// Opens an existing store for the reading commands.
+pub fn open_existing(db: &Path) -> Result<Box<dyn Store>, StoreError> {
+    if is_postgres(db) {
+        Ok(Box::new(PgStore::connect(&db.to_string_lossy())?))
+    } else {
+        Ok(Box::new(Catalog::open_existing(db)?))
+    }
+}
+
+/// A database name fit to store or print: a URL's password is hidden.
+pub fn redacted(db: &Path) -> String {
+    let s = db.to_string_lossy().into_owned();
+    if !is_postgres(db) {
+        return s;
+    }
+    let Some(scheme_end) = s.find("://").map(|i| i + 3) else {
+        return s;
+    };
+    let rest = &s[scheme_end..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return s;
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!("{}{}:***{}", &s[..scheme_end], &rest[..colon], &rest[at..]),
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_told_from_paths_and_passwords_hidden() {
+        assert!(is_postgres(Path::new("postgres://h/db")));
+        assert!(is_postgres(Path::new("postgresql://h/db")));
+        assert!(!is_postgres(Path::new("docmill.db")));
+        assert_eq!(
+            redacted(Path::new("postgres://me:secret@host:5432/db")),
+            "postgres://me:***@host:5432/db"
+        );
+        assert_eq!(
+            redacted(Path::new("postgres://me@host/db")),
+            "postgres://me@host/db"
+        );
+        assert_eq!(redacted(Path::new("a/b.db")), "a/b.db");
+    }
+}

@@ -1,0 +1,768 @@
+//! The shared store: one PostgreSQL database that several supervisors, on
+//! several machines, index into together. Claims take rows with
+//! `FOR UPDATE SKIP LOCKED` and take back expired leases themselves, so no
+//! reaper runs anywhere; every write about a job is fenced by its lease
+//! token; times come from the server's clock, so machines need not agree.
+//! No transaction is open while a worker extracts.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use docmill_protocol::{Format, Outcome};
+use postgres::error::SqlState;
+use postgres::{Client, NoTls, Transaction};
+
+use super::{Store, StoreError};
+use crate::catalog::jobs::FinishedResult;
+use crate::catalog::{
+    now_ms, Claim, DiscoverCounts, ExportPage, Failure, Finished, Found, FoundKind, QueuedDoc,
+    RetryPolicy, SearchHit, Status, HIT_END, HIT_START,
+};
+use crate::metrics::Snapshot;
+
+/// The schema this docmill writes; a newer one is refused.
+const VERSION: i64 = 1;
+
+/// The server's clock in milliseconds since the epoch. Leases are judged by
+/// one clock, the server's, however far the machines' clocks drift.
+const NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+
+/// Serialises schema creation among supervisors that start together.
+const SCHEMA_LOCK: i64 = 0x646f_636d_696c_6c;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS runs (
+    id          BIGSERIAL PRIMARY KEY,
+    started_ms  BIGINT NOT NULL,
+    ended_ms    BIGINT,
+    owner       TEXT NOT NULL,
+    options     TEXT NOT NULL,
+    totals      TEXT,
+    exit_code   INTEGER
+);
+
+-- As in the SQLite catalog: `path` is the raw OS bytes, the lease is
+-- (lease_owner, lease_token, lease_expires). The token only ever grows, and
+-- a changed file bumps both generation and token, so an extraction of an
+-- older version can never be written over a newer one.
+CREATE TABLE IF NOT EXISTS documents (
+    id             BIGSERIAL PRIMARY KEY,
+    path           BYTEA NOT NULL UNIQUE,
+    display_path   TEXT NOT NULL,
+    size           BIGINT NOT NULL,
+    mtime_ns       BIGINT NOT NULL,
+    format         TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    generation     BIGINT NOT NULL DEFAULT 1,
+    attempts       BIGINT NOT NULL DEFAULT 0,
+    interrupted    BIGINT NOT NULL DEFAULT 0,
+    outcome        TEXT,
+    reason         TEXT,
+    page_count     BIGINT,
+    engine         TEXT,
+    title          TEXT,
+    author         TEXT,
+    language       TEXT,
+    lease_owner    TEXT,
+    lease_token    BIGINT NOT NULL DEFAULT 0,
+    lease_expires  BIGINT,
+    seen_run       BIGINT,
+    updated_ms     BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS documents_status ON documents(status);
+
+-- The outbox for a later exporter to a distributed search engine (ids
+-- `doc:page`): every write of a page takes a fresh number from one sequence,
+-- and every removal of a page is logged under the same sequence, so an
+-- exporter that remembers the last number it shipped replays changes in
+-- order without scanning the table.
+CREATE SEQUENCE IF NOT EXISTS outbox_seq;
+CREATE TABLE IF NOT EXISTS pages (
+    doc_id  BIGINT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    page    BIGINT NOT NULL,
+    text    TEXT NOT NULL,
+    flags   BIGINT NOT NULL DEFAULT 0,
+    tsv     tsvector GENERATED ALWAYS AS (to_tsvector('simple', text)) STORED,
+    outbox  BIGINT NOT NULL DEFAULT nextval('outbox_seq'),
+    PRIMARY KEY (doc_id, page)
+);
+CREATE INDEX IF NOT EXISTS pages_tsv ON pages USING GIN (tsv);
+CREATE INDEX IF NOT EXISTS pages_outbox ON pages (outbox);
+CREATE TABLE IF NOT EXISTS page_removals (
+    outbox  BIGINT PRIMARY KEY DEFAULT nextval('outbox_seq'),
+    doc_id  BIGINT NOT NULL,
+    page    BIGINT NOT NULL
+);
+CREATE OR REPLACE FUNCTION docmill_page_removed() RETURNS trigger AS $$
+BEGIN
+    INSERT INTO page_removals (doc_id, page) VALUES (OLD.doc_id, OLD.page);
+    RETURN OLD;
+END
+$$ LANGUAGE plpgsql;
+DROP TRIGGER IF EXISTS pages_removed ON pages;
+CREATE TRIGGER pages_removed AFTER DELETE ON pages
+    FOR EACH ROW EXECUTE FUNCTION docmill_page_removed();
+
+CREATE TABLE IF NOT EXISTS attempts (
+    id          BIGSERIAL PRIMARY KEY,
+    doc_id      BIGINT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    run_id      BIGINT NOT NULL,
+    attempt     BIGINT NOT NULL,
+    outcome     TEXT NOT NULL,
+    reason      TEXT,
+    engine      TEXT,
+    worker_pid  BIGINT,
+    started_ms  BIGINT NOT NULL,
+    ended_ms    BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_doc ON attempts(doc_id);
+
+CREATE TABLE IF NOT EXISTS samples (
+    id      BIGSERIAL PRIMARY KEY,
+    run_id  BIGINT NOT NULL,
+    t_ms    BIGINT NOT NULL,
+    json    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS samples_run ON samples(run_id, t_ms);
+"#;
+
+pub struct PgStore {
+    client: Client,
+}
+
+impl PgStore {
+    /// Connects and creates or checks the schema.
+    pub fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let connect_err = |source| StoreError::Connect {
+            url: super::redacted(Path::new(url)),
+            source,
+        };
+        let mut config: postgres::Config = url.parse().map_err(connect_err)?;
+        // The process id in the session's name tells an operator (and the
+        // tests) which supervisor a session belongs to. A supervisor that
+        // stalls inside a transaction (stopped, cut off) would hold row
+        // locks that every claim skips; the server ends such a session.
+        let name = format!("docmill {}", std::process::id());
+        let options = match config.get_options() {
+            Some(given) => format!("{given} -c idle_in_transaction_session_timeout=60s"),
+            None => "-c idle_in_transaction_session_timeout=60s".to_string(),
+        };
+        config
+            .application_name(&name)
+            .options(&options)
+            .connect_timeout(Duration::from_secs(10))
+            .keepalives(true);
+        let client = config.connect(NoTls).map_err(connect_err)?;
+        let mut store = PgStore { client };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let mut tx = self.client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
+        let has_meta: bool = tx
+            .query_one("SELECT to_regclass('meta') IS NOT NULL", &[])?
+            .get(0);
+        let found: Option<i64> = if has_meta {
+            tx.query_opt("SELECT value FROM meta WHERE key = 'schema'", &[])?
+                .and_then(|r| r.get::<_, String>(0).parse().ok())
+        } else {
+            None
+        };
+        match found {
+            Some(v) if v > VERSION => {
+                return Err(StoreError::TooNew {
+                    found: v,
+                    known: VERSION,
+                })
+            }
+            Some(v) if v == VERSION => {}
+            _ => {
+                tx.batch_execute(SCHEMA)?;
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema', $1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    &[&VERSION.to_string()],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn queued(row: &postgres::Row) -> QueuedDoc {
+    let path: Vec<u8> = row.get(1);
+    let format: String = row.get(4);
+    let format = Format::parse(&format).unwrap_or(Format::Pdf);
+    let size = row.get::<_, i64>(2) as u64;
+    QueuedDoc {
+        id: row.get(0),
+        path: PathBuf::from(OsStr::from_bytes(&path)),
+        size,
+        mtime_ns: row.get(3),
+        format,
+        attempts: row.get::<_, i64>(5) as u32,
+        engine_idx: 0,
+        engine_notes: Vec::new(),
+        sched_format: format,
+        sched_size: size,
+    }
+}
+
+/// PostgreSQL text cannot hold NUL characters; an engine that emits them
+/// means nothing by them.
+fn pg_text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        s.replace('\0', "").into()
+    } else {
+        s.into()
+    }
+}
+
+/// Whether an error is worth one more try of the whole transaction: two
+/// supervisors discovering the same files in different orders can deadlock,
+/// and the server then cancels one of them.
+fn retryable(e: &postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+    )
+}
+
+fn status_of(kind: &FoundKind) -> (&'static str, &'static str, Option<&str>) {
+    match kind {
+        FoundKind::Document(f) => ("pending", f.as_str(), None),
+        FoundKind::Unsupported(r) => ("unsupported", "other", Some(r)),
+        FoundKind::Failed(r) => ("failed", "other", Some(r)),
+        FoundKind::Skipped(r) => ("skipped", "other", Some(r)),
+    }
+}
+
+fn upsert_batch(
+    tx: &mut Transaction<'_>,
+    found: &[Found],
+    run: i64,
+    retry: RetryPolicy,
+) -> Result<DiscoverCounts, postgres::Error> {
+    let mut counts = DiscoverCounts::default();
+    let now = now_ms();
+    let insert = tx.prepare(
+        "INSERT INTO documents (path, display_path, size, mtime_ns, format, status, reason, seen_run, updated_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (path) DO NOTHING RETURNING id",
+    )?;
+    let get = tx.prepare(&format!(
+        "SELECT id, size, mtime_ns, status,
+                status = 'running' AND lease_expires >= {NOW_MS} AS leased
+         FROM documents WHERE path = $1 FOR UPDATE"
+    ))?;
+    let touch = tx.prepare("UPDATE documents SET seen_run = $1 WHERE id = $2")?;
+    // A changed file also bumps the token: whoever extracts the old version
+    // now holds a lease that no longer matches.
+    let change = tx.prepare(
+        "UPDATE documents SET size = $1, mtime_ns = $2, format = $3, status = $4, reason = $5,
+             outcome = NULL, attempts = 0, generation = generation + 1,
+             lease_token = lease_token + 1, lease_owner = NULL, lease_expires = NULL,
+             seen_run = $6, updated_ms = $7
+         WHERE id = $8",
+    )?;
+    let requeue = tx.prepare(
+        "UPDATE documents SET status = 'pending', attempts = 0, seen_run = $1, updated_ms = $2
+         WHERE id = $3",
+    )?;
+    let relabel = tx.prepare(
+        "UPDATE documents SET status = $1, reason = $2, seen_run = $3, updated_ms = $4 WHERE id = $5",
+    )?;
+    let drop_pages = tx.prepare("DELETE FROM pages WHERE doc_id = $1")?;
+    for f in found {
+        let key = f.path.as_os_str().as_bytes();
+        let (status, format, reason) = status_of(&f.kind);
+        let size = f.size as i64;
+        let inserted = tx.query_opt(
+            &insert,
+            &[
+                &key,
+                &f.path.to_string_lossy(),
+                &size,
+                &f.mtime_ns,
+                &format,
+                &status,
+                &reason,
+                &run,
+                &now,
+            ],
+        )?;
+        if inserted.is_some() {
+            counts.new += 1;
+            continue;
+        }
+        let row = tx.query_one(&get, &[&key])?;
+        let id: i64 = row.get(0);
+        let old: String = row.get(3);
+        let leased: bool = row.get(4);
+        if row.get::<_, i64>(1) != size || row.get::<_, i64>(2) != f.mtime_ns {
+            // The old pages stay searchable until the new text commits,
+            // unless the file is no longer a document.
+            if status != "pending" {
+                tx.execute(&drop_pages, &[&id])?;
+            }
+            tx.execute(
+                &change,
+                &[
+                    &size,
+                    &f.mtime_ns,
+                    &format,
+                    &status,
+                    &reason,
+                    &run,
+                    &now,
+                    &id,
+                ],
+            )?;
+            counts.changed += 1;
+        } else if status != "pending" && old != "done" {
+            tx.execute(&relabel, &[&status, &reason, &run, &now, &id])?;
+            counts.unchanged += 1;
+        } else {
+            let again = match old.as_str() {
+                "failed" => retry.failed && status == "pending",
+                "quarantined" => retry.quarantined,
+                "pending" => true,
+                // Another supervisor's job: its lease decides, not us. An
+                // expired one is taken back by the next claim.
+                "running" => false,
+                _ => false,
+            };
+            if again {
+                tx.execute(&requeue, &[&run, &now, &id])?;
+                counts.requeued += 1;
+            } else {
+                tx.execute(&touch, &[&run, &id])?;
+                if !leased {
+                    counts.unchanged += 1;
+                }
+            }
+        }
+    }
+    Ok(counts)
+}
+
+/// Writes one finished job; false (and nothing written) when its lease no
+/// longer holds.
+fn write_one(tx: &mut Transaction<'_>, job: &Finished) -> Result<bool, postgres::Error> {
+    let token = job.claim.token;
+    let fenced = match &job.result {
+        FinishedResult::Done { summary, pages } => {
+            let n = tx.execute(
+                &format!(
+                    "UPDATE documents SET status = 'done', outcome = 'done', reason = NULL,
+                         page_count = $1, engine = $2, title = $3, author = $4, language = $5,
+                         lease_owner = NULL, lease_expires = NULL, updated_ms = {NOW_MS}
+                     WHERE id = $6 AND lease_token = $7 AND status = 'running'"
+                ),
+                &[
+                    &i64::from(summary.page_count),
+                    &summary.engine,
+                    &summary.title.as_deref().map(pg_text),
+                    &summary.author.as_deref().map(pg_text),
+                    &summary.language.as_deref().map(pg_text),
+                    &job.doc,
+                    &token,
+                ],
+            )?;
+            if n == 1 {
+                tx.execute("DELETE FROM pages WHERE doc_id = $1", &[&job.doc])?;
+                let numbers: Vec<i64> = pages.iter().map(|(p, _, _)| i64::from(*p)).collect();
+                let texts: Vec<std::borrow::Cow<'_, str>> =
+                    pages.iter().map(|(_, t, _)| pg_text(t)).collect();
+                let texts: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
+                let flags: Vec<i64> = pages.iter().map(|(_, _, f)| f.bits()).collect();
+                tx.execute(
+                    "INSERT INTO pages (doc_id, page, text, flags)
+                     SELECT $1, p, t, f FROM unnest($2::bigint[], $3::text[], $4::bigint[]) AS x(p, t, f)",
+                    &[&job.doc, &numbers, &texts, &flags],
+                )?;
+            }
+            n
+        }
+        FinishedResult::Failed {
+            outcome,
+            reason,
+            status,
+            counts,
+        } => tx.execute(
+            &format!(
+                "UPDATE documents SET status = $1, outcome = $2, reason = $3,
+                     attempts = attempts + $4, lease_owner = NULL, lease_expires = NULL,
+                     updated_ms = {NOW_MS}
+                 WHERE id = $5 AND lease_token = $6 AND status = 'running'"
+            ),
+            &[
+                status,
+                &outcome.as_str(),
+                &pg_text(reason),
+                &i64::from(*counts),
+                &job.doc,
+                &token,
+            ],
+        )?,
+        FinishedResult::Released => tx.execute(
+            &format!(
+                "UPDATE documents SET status = 'pending', lease_owner = NULL, lease_expires = NULL,
+                     updated_ms = {NOW_MS}
+                 WHERE id = $1 AND lease_token = $2 AND status = 'running'"
+            ),
+            &[&job.doc, &token],
+        )?,
+    };
+    if fenced == 0 {
+        return Ok(false);
+    }
+    let (outcome, reason, engine) = match &job.result {
+        FinishedResult::Done { summary, .. } => {
+            (Outcome::Done, None, Some(summary.engine.as_str()))
+        }
+        FinishedResult::Failed {
+            outcome, reason, ..
+        } => (*outcome, Some(pg_text(reason)), None),
+        // Handed back before it produced anything: not an attempt.
+        FinishedResult::Released => return Ok(true),
+    };
+    tx.execute(
+        "INSERT INTO attempts (doc_id, run_id, attempt, outcome, reason, engine, worker_pid, started_ms, ended_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &[
+            &job.doc,
+            &job.run,
+            &i64::from(job.attempt),
+            &outcome.as_str(),
+            &reason,
+            &engine,
+            &i64::from(job.worker_pid),
+            &job.started_ms,
+            &job.ended_ms,
+        ],
+    )?;
+    Ok(true)
+}
+
+impl Store for PgStore {
+    fn begin_run(&mut self, owner: &str, options: &str) -> Result<i64, StoreError> {
+        let row = self.client.query_one(
+            "INSERT INTO runs (started_ms, owner, options) VALUES ($1, $2, $3) RETURNING id",
+            &[&now_ms(), &owner, &options],
+        )?;
+        Ok(row.get(0))
+    }
+
+    fn end_run(&mut self, run: i64, totals: &str, exit_code: i32) -> Result<(), StoreError> {
+        self.client.execute(
+            "UPDATE runs SET ended_ms = $1, totals = $2, exit_code = $3 WHERE id = $4",
+            &[&now_ms(), &totals, &exit_code, &run],
+        )?;
+        Ok(())
+    }
+
+    fn recover_interrupted(&mut self) -> Result<u64, StoreError> {
+        // Other supervisors may be running: their jobs are theirs until
+        // their leases expire, and the claim takes those back itself.
+        Ok(0)
+    }
+
+    fn upsert_found(
+        &mut self,
+        found: &[Found],
+        run: i64,
+        retry: RetryPolicy,
+    ) -> Result<DiscoverCounts, StoreError> {
+        let mut tries = 0;
+        loop {
+            let mut tx = self.client.transaction()?;
+            match upsert_batch(&mut tx, found, run, retry) {
+                Ok(counts) => {
+                    tx.commit()?;
+                    return Ok(counts);
+                }
+                Err(e) if retryable(&e) && tries < 5 => {
+                    tries += 1;
+                    drop(tx);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn remove_missing(&mut self, roots: &[PathBuf], run: i64) -> Result<u64, StoreError> {
+        let rows = self.client.query(
+            "SELECT id, path, status FROM documents WHERE seen_run IS DISTINCT FROM $1",
+            &[&run],
+        )?;
+        let gone: Vec<i64> = rows
+            .iter()
+            .filter(|r| {
+                let p: &[u8] = r.get(1);
+                let status: &str = r.get(2);
+                let path = Path::new(OsStr::from_bytes(p));
+                roots.iter().any(|root| path.starts_with(root))
+                    && (status == "skipped"
+                        || matches!(path.symlink_metadata(), Err(e) if e.kind() == std::io::ErrorKind::NotFound))
+            })
+            .map(|r| r.get(0))
+            .collect();
+        if !gone.is_empty() {
+            self.client
+                .execute("DELETE FROM documents WHERE id = ANY($1)", &[&gone])?;
+        }
+        Ok(gone.len() as u64)
+    }
+
+    fn pending(&mut self) -> Result<Vec<QueuedDoc>, StoreError> {
+        let rows = self.client.query(
+            &format!(
+                "SELECT id, path, size, mtime_ns, format, attempts FROM documents
+                 WHERE status = 'pending' OR (status = 'running' AND lease_expires < {NOW_MS})
+                 ORDER BY path"
+            ),
+            &[],
+        )?;
+        Ok(rows.iter().map(queued).collect())
+    }
+
+    fn claim(
+        &mut self,
+        docs: &[i64],
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Vec<(i64, Claim)>, StoreError> {
+        let lease_ms = lease.as_millis() as i64;
+        // A running row here has an expired lease: its holder is gone (or
+        // stalled past it), so the attempt counts as interrupted.
+        let rows = self.client.query(
+            &format!(
+                "UPDATE documents d SET status = 'running', lease_owner = $1,
+                     lease_token = d.lease_token + 1, lease_expires = {NOW_MS} + $2,
+                     interrupted = d.interrupted + (d.status = 'running')::int
+                 WHERE d.id IN (
+                     SELECT id FROM documents
+                     WHERE id = ANY($3)
+                       AND (status = 'pending' OR (status = 'running' AND lease_expires < {NOW_MS}))
+                     FOR UPDATE SKIP LOCKED)
+                 RETURNING d.id, d.lease_token"
+            ),
+            &[&owner, &lease_ms, &docs],
+        )?;
+        let got: HashMap<i64, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        Ok(docs
+            .iter()
+            .filter_map(|id| got.get(id).map(|&token| (*id, Claim { token })))
+            .collect())
+    }
+
+    fn renew(
+        &mut self,
+        owner: &str,
+        held: &[(i64, Claim)],
+        lease: Duration,
+    ) -> Result<Vec<i64>, StoreError> {
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = held.iter().map(|(id, _)| *id).collect();
+        let tokens: Vec<i64> = held.iter().map(|(_, c)| c.token).collect();
+        let rows = self.client.query(
+            &format!(
+                "UPDATE documents d SET lease_expires = {NOW_MS} + $1
+                 FROM unnest($2::bigint[], $3::bigint[]) AS h(id, token)
+                 WHERE d.id = h.id AND d.lease_token = h.token AND d.status = 'running'
+                   AND d.lease_owner = $4
+                 RETURNING d.id"
+            ),
+            &[&(lease.as_millis() as i64), &ids, &tokens, &owner],
+        )?;
+        let kept: std::collections::HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
+        Ok(ids.into_iter().filter(|id| !kept.contains(id)).collect())
+    }
+
+    fn commit(&mut self, jobs: &[Finished]) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.client.transaction()?;
+        let mut held = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            held.push(write_one(&mut tx, job)?);
+        }
+        tx.commit()?;
+        Ok(held)
+    }
+
+    fn restat(&mut self, doc: i64, size: u64, mtime_ns: i64) -> Result<(), StoreError> {
+        self.client.execute(
+            "UPDATE documents SET size = $1, mtime_ns = $2, generation = generation + 1 WHERE id = $3",
+            &[&(size as i64), &mtime_ns, &doc],
+        )?;
+        Ok(())
+    }
+
+    fn record_sample(&mut self, run: i64, snap: &Snapshot) -> Result<(), StoreError> {
+        let json = serde_json::to_string(snap)?;
+        self.client.execute(
+            "INSERT INTO samples (run_id, t_ms, json) VALUES ($1, $2, $3)",
+            &[&run, &snap.t_ms, &json],
+        )?;
+        Ok(())
+    }
+
+    fn failed_in_run(&mut self, run: i64) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .client
+            .query_one(
+                "SELECT count(*) FROM documents WHERE seen_run = $1 AND status IN ('failed', 'quarantined')",
+                &[&run],
+            )?
+            .get(0);
+        Ok(n as u64)
+    }
+
+    fn held_elsewhere(&mut self, owner: &str) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .client
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM documents
+                     WHERE status = 'running' AND lease_owner IS DISTINCT FROM $1
+                       AND lease_expires >= {NOW_MS}"
+                ),
+                &[&owner],
+            )?
+            .get(0);
+        Ok(n as u64)
+    }
+
+    fn search(&mut self, query: &str, limit: usize) -> Result<Vec<SearchHit>, StoreError> {
+        // websearch_to_tsquery takes what people type (quotes, `or`, `-`)
+        // and never fails on syntax, so no second, quoted try is needed.
+        let options = format!(
+            "StartSel={HIT_START}, StopSel={HIT_END}, MaxWords=16, MinWords=6, MaxFragments=1"
+        );
+        let rows = self.client.query(
+            "WITH q AS (SELECT websearch_to_tsquery('simple', $1) AS q),
+             hits AS (
+                 SELECT d.display_path, d.path, p.page, p.text, ts_rank(p.tsv, q.q)::float8 AS rank
+                 FROM pages p JOIN documents d ON d.id = p.doc_id, q
+                 WHERE p.tsv @@ q.q
+                 ORDER BY rank DESC, d.path, p.page
+                 LIMIT $2)
+             SELECT display_path, page, rank, ts_headline('simple', text, (SELECT q FROM q), $3)
+             FROM hits ORDER BY rank DESC, path, page",
+            &[&query, &(limit as i64), &options],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| SearchHit {
+                path: r.get(0),
+                page: r.get::<_, i64>(1) as u32,
+                score: r.get(2),
+                snippet: r.get::<_, String>(3).replace(['\n', '\r'], " "),
+            })
+            .collect())
+    }
+
+    fn status(&mut self) -> Result<Status, StoreError> {
+        let mut status = Status::default();
+        for s in [
+            "done",
+            "failed",
+            "pending",
+            "running",
+            "unsupported",
+            "quarantined",
+            "skipped",
+        ] {
+            status.documents.insert(s.to_string(), 0);
+        }
+        for row in self.client.query(
+            "SELECT status, count(*) FROM documents GROUP BY status",
+            &[],
+        )? {
+            status
+                .documents
+                .insert(row.get(0), row.get::<_, i64>(1) as u64);
+        }
+        status.pages = self
+            .client
+            .query_one("SELECT count(*) FROM pages", &[])?
+            .get::<_, i64>(0) as u64;
+        status.interrupted = self
+            .client
+            .query_one(
+                "SELECT coalesce(sum(interrupted), 0)::bigint FROM documents",
+                &[],
+            )?
+            .get::<_, i64>(0) as u64;
+        status.failures = self
+            .client
+            .query(
+                "SELECT display_path, status, outcome, coalesce(reason, ''), attempts FROM documents
+                 WHERE status IN ('failed', 'quarantined', 'skipped')
+                    OR (status = 'pending' AND reason IS NOT NULL)
+                 ORDER BY path",
+                &[],
+            )?
+            .iter()
+            .map(|r| Failure {
+                path: r.get(0),
+                status: r.get(1),
+                outcome: r.get(2),
+                reason: r.get(3),
+                attempts: r.get::<_, i64>(4) as u32,
+            })
+            .collect();
+        Ok(status)
+    }
+
+    fn export(&mut self, out: &mut dyn Write) -> Result<u64, StoreError> {
+        // A portal streams the pages in slices, so a library of millions of
+        // pages never sits in memory at once.
+        let mut tx = self.client.transaction()?;
+        let portal = tx.bind(
+            "SELECT d.display_path, p.page, p.text FROM pages p
+             JOIN documents d ON d.id = p.doc_id
+             WHERE d.status = 'done'
+             ORDER BY d.path, p.page",
+            &[],
+        )?;
+        let mut n = 0;
+        loop {
+            let rows = tx.query_portal(&portal, 1000)?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in &rows {
+                let page = ExportPage {
+                    path: row.get(0),
+                    page: row.get::<_, i64>(1) as u32,
+                    text: row.get(2),
+                };
+                serde_json::to_writer(&mut *out, &page).map_err(std::io::Error::from)?;
+                out.write_all(b"\n")?;
+                n += 1;
+            }
+        }
+        tx.commit()?;
+        out.flush()?;
+        Ok(n)
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+}

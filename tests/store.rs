@@ -1,0 +1,446 @@
+//! The storage trait's promises, checked against both stores with the same
+//! cases: idempotent discovery, claims under a lease, expired leases taken
+//! back as interrupted, renewal and commits fenced by the token, failures,
+//! search and export. The PostgreSQL store runs on a private cluster.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::pg::PgCluster;
+use common::wait_until;
+use docmill::catalog::jobs::FinishedResult;
+use docmill::catalog::{Claim, Finished, Found, FoundKind, RetryPolicy, HIT_END, HIT_START};
+use docmill::store::{self, Store};
+use docmill_protocol::{DocSummary, Format, Outcome, PageFlags};
+
+const LONG: Duration = Duration::from_secs(600);
+/// A lease that expires almost at once, for takeover cases.
+const SHORT: Duration = Duration::from_millis(1);
+
+/// A folder of files to discover, and where the store under test lives.
+struct Case {
+    files: tempfile::TempDir,
+    db: PathBuf,
+}
+
+impl Case {
+    fn open(&self) -> Box<dyn Store> {
+        store::open(&self.db).unwrap()
+    }
+
+    fn file(&self, name: &str, body: &str) -> Found {
+        let path = self.files.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        found(&path, body.len() as u64, 1)
+    }
+}
+
+fn found(path: &Path, size: u64, mtime_ns: i64) -> Found {
+    Found {
+        path: path.to_path_buf(),
+        size,
+        mtime_ns,
+        kind: FoundKind::Document(Format::Pdf),
+    }
+}
+
+fn done(doc: i64, claim: Claim, run: i64, pages: &[&str]) -> Finished {
+    Finished {
+        doc,
+        claim,
+        run,
+        attempt: 1,
+        worker_pid: 1,
+        started_ms: 0,
+        ended_ms: 1,
+        result: FinishedResult::Done {
+            summary: DocSummary {
+                page_count: pages.len() as u32,
+                title: None,
+                author: None,
+                language: None,
+                engine: "test".into(),
+            },
+            pages: pages
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (i as u32 + 1, t.to_string(), PageFlags::default()))
+                .collect(),
+        },
+    }
+}
+
+fn failed(doc: i64, claim: Claim, run: i64, status: &'static str) -> Finished {
+    Finished {
+        doc,
+        claim,
+        run,
+        attempt: 1,
+        worker_pid: 1,
+        started_ms: 0,
+        ended_ms: 1,
+        result: FinishedResult::Failed {
+            outcome: Outcome::Crashed,
+            reason: "killed by SIGSEGV".into(),
+            status,
+            counts: true,
+        },
+    }
+}
+
+fn export(s: &mut dyn Store) -> String {
+    let mut out = Vec::new();
+    s.export(&mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+fn ids(s: &mut dyn Store) -> Vec<i64> {
+    s.pending().unwrap().iter().map(|d| d.id).collect()
+}
+
+/// Waits until a lease of `SHORT` has surely expired, by the store's clock.
+fn until_offered(s: &mut dyn Store, id: i64) {
+    assert!(
+        wait_until(Duration::from_secs(5), || ids(s).contains(&id)),
+        "an expired lease was not offered again"
+    );
+}
+
+fn discovery_is_idempotent(c: &Case) {
+    let mut a = c.open();
+    let mut b = c.open();
+    let files = vec![c.file("a.pdf", "aa"), c.file("b.pdf", "bbb")];
+    let run_a = a.begin_run("a", "{}").unwrap();
+    let run_b = b.begin_run("b", "{}").unwrap();
+    let first = a
+        .upsert_found(&files, run_a, RetryPolicy::default())
+        .unwrap();
+    assert_eq!(first.new, 2);
+    // A second supervisor on the same roots inserts nothing new.
+    let second = b
+        .upsert_found(&files, run_b, RetryPolicy::default())
+        .unwrap();
+    assert_eq!(second.new, 0);
+    assert_eq!(a.pending().unwrap().len(), 2);
+    assert_eq!(a.status().unwrap().documents["pending"], 2);
+
+    // Extract a.pdf, then the file changes before the result is written:
+    // the older extraction must never land over the newer file.
+    let id = a.pending().unwrap()[0].id;
+    let claim = a.claim(&[id], "a", LONG).unwrap()[0].1;
+    let changed = vec![found(&files[0].path, 99, 2)];
+    let counts = b
+        .upsert_found(&changed, run_b, RetryPolicy::default())
+        .unwrap();
+    assert_eq!(counts.changed, 1);
+    assert_eq!(
+        a.commit(&[done(id, claim, run_a, &["old text"])]).unwrap(),
+        vec![false]
+    );
+    assert_eq!(a.status().unwrap().pages, 0);
+    assert!(
+        ids(a.as_mut()).contains(&id),
+        "the changed file is queued again"
+    );
+}
+
+fn claims_are_exclusive(c: &Case) {
+    let mut a = c.open();
+    let mut b = c.open();
+    let files: Vec<Found> = (0..20)
+        .map(|i| c.file(&format!("{i:02}.pdf"), "x"))
+        .collect();
+    let run = a.begin_run("a", "{}").unwrap();
+    a.upsert_found(&files, run, RetryPolicy::default()).unwrap();
+    let all = ids(a.as_mut());
+    // Two claimers racing over the same documents, from two threads.
+    let db = c.db.clone();
+    let theirs = {
+        let all = all.clone();
+        std::thread::spawn(move || {
+            let mut b2 = store::open(&db).unwrap();
+            all.iter()
+                .flat_map(|id| b2.claim(&[*id], "b", LONG).unwrap())
+                .map(|(id, _)| id)
+                .collect::<Vec<_>>()
+        })
+    };
+    let mine: Vec<i64> = all
+        .iter()
+        .rev()
+        .flat_map(|id| a.claim(&[*id], "a", LONG).unwrap())
+        .map(|(id, _)| id)
+        .collect();
+    let theirs = theirs.join().unwrap();
+    let mut union: Vec<i64> = mine.iter().chain(&theirs).copied().collect();
+    union.sort();
+    assert_eq!(union, all, "every document claimed exactly once");
+    // A live lease is nobody else's.
+    assert!(b.claim(&all, "b", LONG).unwrap().is_empty());
+    assert!(b.pending().unwrap().is_empty());
+    assert_eq!(b.held_elsewhere("b").unwrap(), mine.len() as u64);
+    assert_eq!(a.status().unwrap().interrupted, 0);
+}
+
+fn expired_lease_is_taken_back_and_fenced(c: &Case) {
+    let mut a = c.open();
+    let mut b = c.open();
+    let files = vec![c.file("doc.pdf", "x")];
+    let run_a = a.begin_run("a", "{}").unwrap();
+    let run_b = b.begin_run("b", "{}").unwrap();
+    a.upsert_found(&files, run_a, RetryPolicy::default())
+        .unwrap();
+    let id = ids(a.as_mut())[0];
+    let old = a.claim(&[id], "a", SHORT).unwrap()[0].1;
+    // a stalls past its lease; b's claim takes the job back.
+    until_offered(b.as_mut(), id);
+    assert_eq!(b.held_elsewhere("b").unwrap(), 0);
+    let new = b.claim(&[id], "b", LONG).unwrap()[0].1;
+    assert_ne!(old, new, "a fresh token");
+    assert_eq!(b.status().unwrap().interrupted, 1);
+    // a wakes up: its renewal and its commit are refused, nothing written.
+    assert_eq!(a.renew("a", &[(id, old)], LONG).unwrap(), vec![id]);
+    assert_eq!(
+        a.commit(&[done(id, old, run_a, &["stale"])]).unwrap(),
+        vec![false]
+    );
+    assert_eq!(a.status().unwrap().pages, 0);
+    assert_eq!(a.status().unwrap().documents["running"], 1);
+    // b's renewal holds, and its commit lands whole.
+    assert!(b.renew("b", &[(id, new)], LONG).unwrap().is_empty());
+    assert_eq!(
+        b.commit(&[done(id, new, run_b, &["one two", "three"])])
+            .unwrap(),
+        vec![true]
+    );
+    let st = b.status().unwrap();
+    assert_eq!(st.documents["done"], 1);
+    assert_eq!(st.pages, 2);
+    assert_eq!(st.interrupted, 1, "the lost attempt is counted once");
+    // Not against the document: no attempt of a's was recorded.
+    assert!(st.failures.is_empty());
+}
+
+fn renewal_keeps_a_lease(c: &Case) {
+    let mut a = c.open();
+    let mut b = c.open();
+    let files = vec![c.file("doc.pdf", "x")];
+    let run = a.begin_run("a", "{}").unwrap();
+    a.upsert_found(&files, run, RetryPolicy::default()).unwrap();
+    let id = ids(a.as_mut())[0];
+    let claim = a.claim(&[id], "a", Duration::from_millis(300)).unwrap()[0].1;
+    let until = Instant::now() + Duration::from_millis(900);
+    // Renewed well within its lease, the job is never offered to others.
+    while Instant::now() < until {
+        assert!(a
+            .renew("a", &[(id, claim)], Duration::from_millis(300))
+            .unwrap()
+            .is_empty());
+        assert!(b.pending().unwrap().is_empty());
+        assert!(b.claim(&[id], "b", LONG).unwrap().is_empty());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(b.status().unwrap().interrupted, 0);
+}
+
+fn failures_and_releases(c: &Case) {
+    let mut a = c.open();
+    let files = vec![c.file("bad.pdf", "x"), c.file("back.pdf", "y")];
+    let run = a.begin_run("a", "{}").unwrap();
+    a.upsert_found(&files, run, RetryPolicy::default()).unwrap();
+    let docs = a.pending().unwrap();
+    let (back, bad) = (docs[0].id, docs[1].id);
+    let claims = a.claim(&[bad, back], "a", LONG).unwrap();
+    assert_eq!(claims.len(), 2);
+    assert_eq!(claims[0].0, bad, "claims come back in the order asked");
+    let released = Finished {
+        result: FinishedResult::Released,
+        ..failed(back, claims[1].1, run, "pending")
+    };
+    assert_eq!(
+        a.commit(&[failed(bad, claims[0].1, run, "quarantined"), released])
+            .unwrap(),
+        vec![true, true]
+    );
+    let st = a.status().unwrap();
+    assert_eq!(st.documents["quarantined"], 1);
+    assert_eq!(st.documents["pending"], 1);
+    assert_eq!(st.failures.len(), 1);
+    assert_eq!(st.failures[0].attempts, 1);
+    assert_eq!(st.failures[0].reason, "killed by SIGSEGV");
+    assert_eq!(st.failures[0].outcome.as_deref(), Some("crashed"));
+    assert_eq!(a.failed_in_run(run).unwrap(), 1);
+    // The released one is offered again, with no attempt counted.
+    let again = a.pending().unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 0);
+    // Unchanged and quarantined: skipped unless asked.
+    let counts = a.upsert_found(&files, run, RetryPolicy::default()).unwrap();
+    assert_eq!(counts.unchanged, 1);
+    let retry = RetryPolicy {
+        failed: false,
+        quarantined: true,
+    };
+    let counts = a.upsert_found(&files, run, retry).unwrap();
+    assert_eq!(counts.requeued, 2);
+    assert_eq!(a.pending().unwrap().len(), 2);
+}
+
+fn search_and_export(c: &Case) {
+    let mut a = c.open();
+    let files = vec![c.file("b.pdf", "x"), c.file("a.pdf", "y")];
+    let run = a.begin_run("a", "{}").unwrap();
+    a.upsert_found(&files, run, RetryPolicy::default()).unwrap();
+    let docs = a.pending().unwrap();
+    let claims = a
+        .claim(&docs.iter().map(|d| d.id).collect::<Vec<_>>(), "a", LONG)
+        .unwrap();
+    a.commit(&[
+        done(
+            claims[0].0,
+            claims[0].1,
+            run,
+            &["the stochastic gradient descends", "nothing here"],
+        ),
+        done(claims[1].0, claims[1].1, run, &["a gradient \"quoted\""]),
+    ])
+    .unwrap();
+    let hits = a.search("stochastic gradient", 10).unwrap();
+    assert_eq!(hits.len(), 1);
+    assert!(hits[0].path.ends_with("/a.pdf"), "{hits:?}");
+    assert_eq!(hits[0].page, 1);
+    assert!(hits[0].score > 0.0);
+    assert!(
+        hits[0]
+            .snippet
+            .contains(&format!("{HIT_START}stochastic{HIT_END}")),
+        "{hits:?}"
+    );
+    assert_eq!(a.search("gradient", 10).unwrap().len(), 2);
+    assert_eq!(a.search("gradient", 1).unwrap().len(), 1);
+    assert!(a.search("absent", 10).unwrap().is_empty());
+    // Punctuation that is an operator somewhere is still a query.
+    assert_eq!(a.search("(descends", 10).unwrap().len(), 1);
+    let text = export(a.as_mut());
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0]["path"].as_str().unwrap().ends_with("/a.pdf"));
+    assert_eq!(lines[1]["page"], 2);
+    assert_eq!(lines[1]["text"], "nothing here");
+    assert!(lines[2]["path"].as_str().unwrap().ends_with("/b.pdf"));
+    // Deleted files leave the index.
+    std::fs::remove_file(&files[0].path).unwrap();
+    let run2 = a.begin_run("a", "{}").unwrap();
+    a.upsert_found(&files[1..], run2, RetryPolicy::default())
+        .unwrap();
+    assert_eq!(
+        a.remove_missing(&[c.files.path().to_path_buf()], run2)
+            .unwrap(),
+        1
+    );
+    assert_eq!(export(a.as_mut()).lines().count(), 2);
+}
+
+type CaseFn = fn(&Case);
+const CASES: [(&str, CaseFn); 6] = [
+    ("discovery_is_idempotent", discovery_is_idempotent),
+    ("claims_are_exclusive", claims_are_exclusive),
+    (
+        "expired_lease_is_taken_back_and_fenced",
+        expired_lease_is_taken_back_and_fenced,
+    ),
+    ("renewal_keeps_a_lease", renewal_keeps_a_lease),
+    ("failures_and_releases", failures_and_releases),
+    ("search_and_export", search_and_export),
+];
+
+fn suite(fresh: &mut dyn FnMut(&str) -> PathBuf) {
+    for (name, case) in CASES {
+        eprintln!("case {name}");
+        let c = Case {
+            files: tempfile::tempdir().unwrap(),
+            db: fresh(name),
+        };
+        case(&c);
+    }
+}
+
+#[test]
+fn conformance_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    suite(&mut |name| dir.path().join(format!("{name}.db")));
+}
+
+#[test]
+fn conformance_postgres() {
+    let Some(cluster) = PgCluster::start(None) else {
+        return;
+    };
+    suite(&mut |name| PathBuf::from(cluster.create_db(name)));
+}
+
+/// Claim+commit throughput: two claimers, jobs of 10 pages, claims one at a
+/// time and commits in batches as the run loop does. A benchmark, not a
+/// check: `cargo test --test store -- --ignored --nocapture bench`.
+#[test]
+#[ignore]
+fn bench_claim_commit() {
+    const JOBS: usize = 4000;
+    fn run(db: &Path, files: &Path) -> f64 {
+        let mut s = store::open(db).unwrap();
+        let run = s.begin_run("bench", "{}").unwrap();
+        let found: Vec<Found> = (0..JOBS)
+            .map(|i| found(&files.join(format!("{i:05}.pdf")), 1, 1))
+            .collect();
+        for chunk in found.chunks(512) {
+            s.upsert_found(chunk, run, RetryPolicy::default()).unwrap();
+        }
+        let all = ids(s.as_mut());
+        let text = "lorem ipsum dolor sit amet ".repeat(80);
+        let pages: Vec<&str> = vec![text.as_str(); 10];
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            for (k, owner) in ["one", "two"].into_iter().enumerate() {
+                let all = &all;
+                let pages = &pages;
+                scope.spawn(move || {
+                    let mut s = store::open(db).unwrap();
+                    let mut batch = Vec::new();
+                    let order: Vec<i64> = if k == 0 {
+                        all.clone()
+                    } else {
+                        all.iter().rev().copied().collect()
+                    };
+                    for id in order {
+                        if let Some((id, claim)) =
+                            s.claim(&[id], owner, LONG).unwrap().into_iter().next()
+                        {
+                            batch.push(done(id, claim, run, pages));
+                        }
+                        if batch.len() == 64 {
+                            s.commit(&batch).unwrap();
+                            batch.clear();
+                        }
+                    }
+                    s.commit(&batch).unwrap();
+                });
+            }
+        });
+        let secs = start.elapsed().as_secs_f64();
+        assert_eq!(s.status().unwrap().documents["done"], JOBS as u64);
+        JOBS as f64 / secs
+    }
+    let files = tempfile::tempdir().unwrap();
+    let sqlite = run(&files.path().join("bench.db"), files.path());
+    eprintln!("sqlite: {sqlite:.0} jobs/s (10 pages each, 2 claimers)");
+    if let Some(cluster) = PgCluster::start_with(None, true) {
+        let url = PathBuf::from(cluster.create_db("bench"));
+        let pg = run(&url, files.path());
+        eprintln!("postgres: {pg:.0} jobs/s (10 pages each, 2 claimers)");
+    }
+}
