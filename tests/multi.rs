@@ -254,3 +254,201 @@ fn three_supervisors_one_killed_one_paused() {
     drop(db);
     cluster.stop();
 }
+
+/// A network namespace joined to this one by a veth pair, removed on drop.
+struct Netns {
+    name: String,
+    host_if: String,
+    host_ip: String,
+}
+
+fn ip(args: &[&str]) -> bool {
+    std::process::Command::new("ip")
+        .args(args)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+impl Netns {
+    /// None, with a message, where namespaces cannot be made (not root).
+    fn new() -> Option<Netns> {
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED: a network namespace needs root");
+            return None;
+        }
+        let k = std::process::id() % 50_000;
+        let ns = Netns {
+            name: format!("dmcut{k}"),
+            host_if: format!("dmh{k}"),
+            host_ip: format!("10.213.{}.1", k % 250),
+        };
+        let ns_if = format!("dmn{k}");
+        let ns_ip = format!("10.213.{}.2/30", k % 250);
+        let made = ip(&["netns", "add", &ns.name])
+            && ip(&[
+                "link",
+                "add",
+                &ns.host_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &ns_if,
+                "netns",
+                &ns.name,
+            ])
+            && ip(&[
+                "addr",
+                "add",
+                &format!("{}/30", ns.host_ip),
+                "dev",
+                &ns.host_if,
+            ])
+            && ip(&["link", "set", &ns.host_if, "up"])
+            && ip(&["-n", &ns.name, "addr", "add", &ns_ip, "dev", &ns_if])
+            && ip(&["-n", &ns.name, "link", "set", &ns_if, "up"])
+            && ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
+        if !made {
+            eprintln!("SKIPPED: cannot make a network namespace with a veth pair here");
+            return None;
+        }
+        Some(ns)
+    }
+
+    fn cut(&self, down: bool) {
+        let state = if down { "down" } else { "up" };
+        assert!(ip(&["link", "set", &self.host_if, state]));
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Removing the namespace removes the pair with it.
+        ip(&["link", "del", &self.host_if]);
+        ip(&["netns", "del", &self.name]);
+    }
+}
+
+/// A supervisor cut off from the database behaves as a paused one: its
+/// leases expire and are taken back, and when the network returns it
+/// writes nothing.
+#[test]
+fn network_cut_is_a_pause() {
+    let Some(net) = Netns::new() else {
+        return;
+    };
+    let Some(mut cluster) = PgCluster::start(Some(&net.host_ip)) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mocks = dir.path().join("mocks");
+    for i in 0..24 {
+        mockdoc(
+            &mocks,
+            &format!("m{i:02}"),
+            &format!("sleep_ms 400\npages {MOCK_PAGES}\n"),
+        );
+    }
+    let mut env = Env::new();
+    env.db = PathBuf::from(cluster.create_db("cut"));
+    let mut db = cluster.client("cut");
+    let args: Vec<OsString> = [
+        "index",
+        mocks.to_str().unwrap(),
+        "--workers",
+        "2",
+        "--lease",
+        "4s",
+        "--allow-mock-docs",
+        "--quiet",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+
+    // One supervisor inside the namespace, reaching the server over the
+    // veth pair; one beside the server.
+    let mut inside = std::process::Command::new("ip")
+        .args(["netns", "exec", &net.name, BIN])
+        .arg("--db")
+        .arg(cluster.url_at(&net.host_ip, "cut"))
+        .args(&args)
+        .env("DOCMILL_TEST_TAG", &env.tag)
+        .env_remove("DOCMILL_DB")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut inside_err = inside.stderr.take().unwrap();
+    let inside_log = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = inside_err.read_to_string(&mut s);
+        s
+    });
+    let (mut beside, beside_log) = spawn(&env, &args);
+
+    let mut lost = BTreeSet::new();
+    let cut = wait_until(Duration::from_secs(60), || {
+        if !session_idle(&mut db, inside.id()) || leases_of(&mut db, inside.id()).is_empty() {
+            return false;
+        }
+        net.cut(true);
+        lost = leases_of(&mut db, inside.id());
+        if !lost.is_empty() {
+            return true;
+        }
+        net.cut(false);
+        false
+    });
+    assert!(cut, "the supervisor inside never held a lease");
+
+    let all_done = wait_until(Duration::from_secs(120), || {
+        count(
+            &mut db,
+            "SELECT count(*) FROM documents WHERE status = 'done'",
+        ) == 24
+    });
+    assert!(all_done, "not every document was done: {:?}", env.status());
+    let run: i64 = db
+        .query_one(
+            "SELECT id FROM runs WHERE owner LIKE '%:' || $1",
+            &[&inside.id().to_string()],
+        )
+        .unwrap()
+        .get(0);
+    let attempts = |db: &mut postgres::Client| -> i64 {
+        db.query_one("SELECT count(*) FROM attempts WHERE run_id = $1", &[&run])
+            .unwrap()
+            .get(0)
+    };
+    let before = attempts(&mut db);
+    let export_before = env.export();
+
+    net.cut(false);
+    let code = wait_exit(&mut inside, Duration::from_secs(120));
+    let log = inside_log.join().unwrap();
+    assert_eq!(code, 0, "supervisor inside: {log}");
+    assert!(log.contains("lease lost"), "{log}");
+    assert_eq!(wait_exit(&mut beside, Duration::from_secs(60)), 0);
+    let _ = beside_log.join();
+    assert_eq!(attempts(&mut db), before, "a lost lease wrote");
+    assert_eq!(env.export(), export_before, "a lost lease wrote pages");
+    for r in db
+        .query(
+            "SELECT id, interrupted, page_count,
+                    (SELECT count(*) FROM pages p WHERE p.doc_id = d.id)
+             FROM documents d",
+            &[],
+        )
+        .unwrap()
+    {
+        let id: i64 = r.get(0);
+        assert_eq!(r.get::<_, i64>(1), i64::from(lost.contains(&id)));
+        assert_eq!(r.get::<_, Option<i64>>(2), Some(MOCK_PAGES));
+        assert_eq!(r.get::<_, i64>(3), MOCK_PAGES);
+    }
+    env.assert_no_leftovers();
+    drop(db);
+    cluster.stop();
+}

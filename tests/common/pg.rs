@@ -120,6 +120,11 @@ impl PgCluster {
         if let Some(extra) = extra_listen {
             listen.push(',');
             listen.push_str(extra);
+            // initdb trusts loopback only; the test's own small network too.
+            let hba = cluster.data().join("pg_hba.conf");
+            let mut conf = std::fs::read_to_string(&hba).unwrap();
+            conf.push_str(&format!("host all all {extra}/24 trust\n"));
+            std::fs::write(&hba, conf).unwrap();
         }
         // A port picked free may be taken by the time the server binds it.
         for _ in 0..5 {
