@@ -31,8 +31,9 @@ const VERSION: i64 = 1;
 /// one clock, the server's, however far the machines' clocks drift.
 const NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
-/// Serialises schema creation among supervisors that start together.
-const SCHEMA_LOCK: i64 = 0x646f_636d_696c_6c;
+/// Serialises schema creation among supervisors that start together (the
+/// key is "docmill" in ASCII).
+const SCHEMA_LOCK: i64 = 0x0064_6f63_6d69_6c6c;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (
