@@ -346,8 +346,36 @@ fn search_and_export(c: &Case) {
     assert_eq!(export(a.as_mut()).lines().count(), 2);
 }
 
+fn reextraction_replaces_pages(c: &Case) {
+    let mut a = c.open();
+    let files = vec![c.file("doc.pdf", "x")];
+    let run = a.begin_run("a", "{}").unwrap();
+    a.upsert_found(&files, run, RetryPolicy::default()).unwrap();
+    let id = ids(a.as_mut())[0];
+    let claim = a.claim(&[id], "a", LONG).unwrap()[0].1;
+    a.commit(&[done(id, claim, run, &["one", "two", "three"])])
+        .unwrap();
+    // The file changes: its old pages stay searchable until the new text
+    // commits, then exactly the new pages are there.
+    let counts = a
+        .upsert_found(&[found(&files[0].path, 5, 9)], run, RetryPolicy::default())
+        .unwrap();
+    assert_eq!(counts.changed, 1);
+    assert_eq!(a.search("three", 10).unwrap().len(), 1);
+    let claim = a.claim(&[id], "a", LONG).unwrap()[0].1;
+    a.commit(&[done(id, claim, run, &["uno", "dos"])]).unwrap();
+    let texts: Vec<String> = export(a.as_mut())
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].to_string())
+        .collect();
+    assert_eq!(texts, ["\"uno\"", "\"dos\""]);
+    assert!(a.search("three", 10).unwrap().is_empty());
+    assert_eq!(a.status().unwrap().pages, 2);
+}
+
 type CaseFn = fn(&Case);
-const CASES: [(&str, CaseFn); 6] = [
+const CASES: [(&str, CaseFn); 7] = [
+    ("reextraction_replaces_pages", reextraction_replaces_pages),
     ("discovery_is_idempotent", discovery_is_idempotent),
     ("claims_are_exclusive", claims_are_exclusive),
     (

@@ -359,103 +359,119 @@ fn upsert_batch(
     Ok(counts)
 }
 
-/// Writes one finished job; false (and nothing written) when its lease no
-/// longer holds.
+/// The attempt row a fenced write adds, as a data-modifying CTE over the
+/// `fenced` one: $1 run, $2 attempt, $3 outcome, $4 reason, $5 engine,
+/// $6 worker pid, $7 started, $8 ended.
+const ATTEMPT: &str = "tried AS (
+    INSERT INTO attempts (doc_id, run_id, attempt, outcome, reason, engine, worker_pid, started_ms, ended_ms)
+    SELECT id, $1, $2, $3, $4, $5, $6, $7, $8 FROM fenced)";
+
+/// Writes one finished job in one statement (one round trip, since each
+/// waits on the server while workers wait on the supervisor); false, and
+/// nothing written, when its lease no longer holds. The pages are replaced
+/// by upsert plus removal of the pages no longer there, so the statement
+/// never deletes and inserts the same row.
 fn write_one(tx: &mut Transaction<'_>, job: &Finished) -> Result<bool, postgres::Error> {
     let token = job.claim.token;
-    let fenced = match &job.result {
+    let attempt = i64::from(job.attempt);
+    let pid = i64::from(job.worker_pid);
+    let row = match &job.result {
         FinishedResult::Done { summary, pages } => {
-            let n = tx.execute(
+            let numbers: Vec<i64> = pages.iter().map(|(p, _, _)| i64::from(*p)).collect();
+            let texts: Vec<std::borrow::Cow<'_, str>> =
+                pages.iter().map(|(_, t, _)| pg_text(t)).collect();
+            let texts: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
+            let flags: Vec<i64> = pages.iter().map(|(_, _, f)| f.bits()).collect();
+            tx.query_one(
                 &format!(
-                    "UPDATE documents SET status = 'done', outcome = 'done', reason = NULL,
-                         page_count = $1, engine = $2, title = $3, author = $4, language = $5,
-                         lease_owner = NULL, lease_expires = NULL, updated_ms = {NOW_MS}
-                     WHERE id = $6 AND lease_token = $7 AND status = 'running'"
+                    "WITH fenced AS (
+                         UPDATE documents SET status = 'done', outcome = 'done', reason = NULL,
+                             page_count = $9, engine = $5, title = $10, author = $11, language = $12,
+                             lease_owner = NULL, lease_expires = NULL, updated_ms = {NOW_MS}
+                         WHERE id = $13 AND lease_token = $14 AND status = 'running'
+                         RETURNING id),
+                     gone AS (
+                         DELETE FROM pages
+                         WHERE doc_id IN (SELECT id FROM fenced) AND page <> ALL($15::bigint[])),
+                     put AS (
+                         INSERT INTO pages (doc_id, page, text, flags)
+                         SELECT fenced.id, x.p, x.t, x.f
+                         FROM fenced, unnest($15::bigint[], $16::text[], $17::bigint[]) AS x(p, t, f)
+                         ON CONFLICT (doc_id, page) DO UPDATE
+                             SET text = excluded.text, flags = excluded.flags,
+                                 outbox = nextval('outbox_seq')),
+                     {ATTEMPT}
+                     SELECT count(*) FROM fenced"
                 ),
                 &[
-                    &i64::from(summary.page_count),
+                    &job.run,
+                    &attempt,
+                    &Outcome::Done.as_str(),
+                    &None::<&str>,
                     &summary.engine,
+                    &pid,
+                    &job.started_ms,
+                    &job.ended_ms,
+                    &i64::from(summary.page_count),
                     &summary.title.as_deref().map(pg_text),
                     &summary.author.as_deref().map(pg_text),
                     &summary.language.as_deref().map(pg_text),
                     &job.doc,
                     &token,
+                    &numbers,
+                    &texts,
+                    &flags,
                 ],
-            )?;
-            if n == 1 {
-                tx.execute("DELETE FROM pages WHERE doc_id = $1", &[&job.doc])?;
-                let numbers: Vec<i64> = pages.iter().map(|(p, _, _)| i64::from(*p)).collect();
-                let texts: Vec<std::borrow::Cow<'_, str>> =
-                    pages.iter().map(|(_, t, _)| pg_text(t)).collect();
-                let texts: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
-                let flags: Vec<i64> = pages.iter().map(|(_, _, f)| f.bits()).collect();
-                tx.execute(
-                    "INSERT INTO pages (doc_id, page, text, flags)
-                     SELECT $1, p, t, f FROM unnest($2::bigint[], $3::text[], $4::bigint[]) AS x(p, t, f)",
-                    &[&job.doc, &numbers, &texts, &flags],
-                )?;
-            }
-            n
+            )?
         }
         FinishedResult::Failed {
             outcome,
             reason,
             status,
             counts,
-        } => tx.execute(
+        } => {
+            let reason = pg_text(reason);
+            tx.query_one(
+                &format!(
+                    "WITH fenced AS (
+                         UPDATE documents SET status = $9, outcome = $3, reason = $4,
+                             attempts = attempts + $10, lease_owner = NULL, lease_expires = NULL,
+                             updated_ms = {NOW_MS}
+                         WHERE id = $11 AND lease_token = $12 AND status = 'running'
+                         RETURNING id),
+                     {ATTEMPT}
+                     SELECT count(*) FROM fenced"
+                ),
+                &[
+                    &job.run,
+                    &attempt,
+                    &outcome.as_str(),
+                    &reason.as_ref(),
+                    &None::<&str>,
+                    &pid,
+                    &job.started_ms,
+                    &job.ended_ms,
+                    status,
+                    &i64::from(*counts),
+                    &job.doc,
+                    &token,
+                ],
+            )?
+        }
+        // Handed back before it produced anything: not an attempt.
+        FinishedResult::Released => tx.query_one(
             &format!(
-                "UPDATE documents SET status = $1, outcome = $2, reason = $3,
-                     attempts = attempts + $4, lease_owner = NULL, lease_expires = NULL,
-                     updated_ms = {NOW_MS}
-                 WHERE id = $5 AND lease_token = $6 AND status = 'running'"
-            ),
-            &[
-                status,
-                &outcome.as_str(),
-                &pg_text(reason),
-                &i64::from(*counts),
-                &job.doc,
-                &token,
-            ],
-        )?,
-        FinishedResult::Released => tx.execute(
-            &format!(
-                "UPDATE documents SET status = 'pending', lease_owner = NULL, lease_expires = NULL,
-                     updated_ms = {NOW_MS}
-                 WHERE id = $1 AND lease_token = $2 AND status = 'running'"
+                "WITH fenced AS (
+                     UPDATE documents SET status = 'pending', lease_owner = NULL,
+                         lease_expires = NULL, updated_ms = {NOW_MS}
+                     WHERE id = $1 AND lease_token = $2 AND status = 'running'
+                     RETURNING id)
+                 SELECT count(*) FROM fenced"
             ),
             &[&job.doc, &token],
         )?,
     };
-    if fenced == 0 {
-        return Ok(false);
-    }
-    let (outcome, reason, engine) = match &job.result {
-        FinishedResult::Done { summary, .. } => {
-            (Outcome::Done, None, Some(summary.engine.as_str()))
-        }
-        FinishedResult::Failed {
-            outcome, reason, ..
-        } => (*outcome, Some(pg_text(reason)), None),
-        // Handed back before it produced anything: not an attempt.
-        FinishedResult::Released => return Ok(true),
-    };
-    tx.execute(
-        "INSERT INTO attempts (doc_id, run_id, attempt, outcome, reason, engine, worker_pid, started_ms, ended_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        &[
-            &job.doc,
-            &job.run,
-            &i64::from(job.attempt),
-            &outcome.as_str(),
-            &reason,
-            &engine,
-            &i64::from(job.worker_pid),
-            &job.started_ms,
-            &job.ended_ms,
-        ],
-    )?;
-    Ok(true)
+    Ok(row.get::<_, i64>(0) == 1)
 }
 
 impl Store for PgStore {
