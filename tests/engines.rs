@@ -71,6 +71,7 @@ fn run(
         path: path.as_os_str().as_bytes().to_vec(),
         format: Format::Pdf,
         range,
+        split_over: None,
         attempt: 1,
         engine,
         allow_mock: false,

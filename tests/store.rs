@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 use common::pg::PgCluster;
 use common::wait_until;
 use docmill::catalog::jobs::FinishedResult;
-use docmill::catalog::{Claim, Finished, Found, FoundKind, RetryPolicy, HIT_END, HIT_START};
+use docmill::catalog::{
+    Claim, Finished, Found, FoundKind, Merged, RetryPolicy, Written, HIT_END, HIT_START,
+};
 use docmill::store::{self, Store};
-use docmill_protocol::{DocSummary, Format, Outcome, PageFlags};
+use docmill_protocol::{DocSummary, Format, Outcome, PageFlags, PageRange};
 
 const LONG: Duration = Duration::from_secs(600);
 /// A lease that expires almost at once, for takeover cases.
@@ -49,6 +51,7 @@ fn found(path: &Path, size: u64, mtime_ns: i64) -> Found {
 fn done(doc: i64, claim: Claim, run: i64, pages: &[&str]) -> Finished {
     Finished {
         doc,
+        chunk: None,
         claim,
         run,
         attempt: 1,
@@ -75,6 +78,7 @@ fn done(doc: i64, claim: Claim, run: i64, pages: &[&str]) -> Finished {
 fn failed(doc: i64, claim: Claim, run: i64, status: &'static str) -> Finished {
     Finished {
         doc,
+        chunk: None,
         claim,
         run,
         attempt: 1,
@@ -137,7 +141,7 @@ fn discovery_is_idempotent(c: &Case) {
     assert_eq!(counts.changed, 1);
     assert_eq!(
         a.commit(&[done(id, claim, run_a, &["old text"])]).unwrap(),
-        vec![false]
+        vec![Written::Lost]
     );
     assert_eq!(a.status().unwrap().pages, 0);
     assert!(
@@ -204,7 +208,7 @@ fn expired_lease_is_taken_back_and_fenced(c: &Case) {
     assert_eq!(a.renew("a", &[(id, old)], LONG).unwrap(), vec![id]);
     assert_eq!(
         a.commit(&[done(id, old, run_a, &["stale"])]).unwrap(),
-        vec![false]
+        vec![Written::Lost]
     );
     assert_eq!(a.status().unwrap().pages, 0);
     assert_eq!(a.status().unwrap().documents["running"], 1);
@@ -213,7 +217,7 @@ fn expired_lease_is_taken_back_and_fenced(c: &Case) {
     assert_eq!(
         b.commit(&[done(id, new, run_b, &["one two", "three"])])
             .unwrap(),
-        vec![true]
+        vec![Written::Held]
     );
     let st = b.status().unwrap();
     assert_eq!(st.documents["done"], 1);
@@ -262,7 +266,7 @@ fn failures_and_releases(c: &Case) {
     assert_eq!(
         a.commit(&[failed(bad, claims[0].1, run, "quarantined"), released])
             .unwrap(),
-        vec![true, true]
+        vec![Written::Held, Written::Held]
     );
     let st = a.status().unwrap();
     assert_eq!(st.documents["quarantined"], 1);
@@ -373,8 +377,109 @@ fn reextraction_replaces_pages(c: &Case) {
     assert_eq!(a.status().unwrap().pages, 2);
 }
 
+/// A chunk job's result: pages `range` of a `total`-page document.
+fn chunk_done(doc: i64, claim: Claim, run: i64, range: PageRange, total: u32) -> Finished {
+    let pages: Vec<String> = (range.first..=range.last)
+        .map(|p| format!("page {p}"))
+        .collect();
+    let refs: Vec<&str> = pages.iter().map(String::as_str).collect();
+    let mut f = done(doc, claim, run, &refs);
+    if let FinishedResult::Done { summary, pages } = &mut f.result {
+        summary.page_count = total;
+        for (i, p) in pages.iter_mut().enumerate() {
+            p.0 = range.first + i as u32;
+        }
+    }
+    f.chunk = Some(range);
+    f
+}
+
+fn chunks_merge_wherever_the_last_one_ends(c: &Case) {
+    let mut a = c.open();
+    let mut b = c.open();
+    let files = vec![c.file("long.pdf", "x")];
+    let run_a = a.begin_run("a", "{}").unwrap();
+    let run_b = b.begin_run("b", "{}").unwrap();
+    a.upsert_found(&files, run_a, RetryPolicy::default())
+        .unwrap();
+    let id = ids(a.as_mut())[0];
+    let claim = a.claim(&[id], "a", LONG).unwrap()[0].1;
+    let ranges = [
+        PageRange { first: 1, last: 3 },
+        PageRange { first: 4, last: 6 },
+        PageRange { first: 7, last: 8 },
+    ];
+    assert!(a.split(id, claim, 8, &ranges).unwrap());
+    let queued: Vec<Option<PageRange>> = b.pending().unwrap().iter().map(|d| d.chunk).collect();
+    assert_eq!(
+        queued,
+        ranges.map(Some).to_vec(),
+        "chunks are offered to all"
+    );
+    // Chunks go to both machines; one of a's stalls past its lease and is
+    // taken back by b.
+    let c1 = a.claim_chunk(id, 1, "a", LONG).unwrap().unwrap();
+    let c4 = b.claim_chunk(id, 4, "b", LONG).unwrap().unwrap();
+    assert!(b.claim_chunk(id, 1, "b", LONG).unwrap().is_none());
+    let stale = a.claim_chunk(id, 7, "a", SHORT).unwrap().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || b
+            .pending()
+            .unwrap()
+            .iter()
+            .any(|d| d.chunk == Some(ranges[2]))),
+        "an expired chunk lease was not offered again"
+    );
+    let c7 = b.claim_chunk(id, 7, "b", LONG).unwrap().unwrap();
+    assert_eq!(a.renew("a", &[(id, stale)], LONG).unwrap(), vec![id]);
+    assert!(a.renew("a", &[(id, c1)], LONG).unwrap().is_empty());
+    assert_eq!(
+        a.commit(&[
+            chunk_done(id, c1, run_a, ranges[0], 8),
+            chunk_done(id, stale, run_a, ranges[2], 8)
+        ])
+        .unwrap(),
+        vec![Written::Held, Written::Lost]
+    );
+    assert_eq!(
+        b.commit(&[chunk_done(id, c7, run_b, ranges[2], 8)])
+            .unwrap(),
+        vec![Written::Held]
+    );
+    assert_eq!(
+        b.status().unwrap().pages,
+        0,
+        "no page is searchable before the merge"
+    );
+    assert_eq!(
+        b.commit(&[chunk_done(id, c4, run_b, ranges[1], 8)])
+            .unwrap(),
+        vec![Written::Merged(Merged {
+            status: "done",
+            pages: 8
+        })]
+    );
+    let st = a.status().unwrap();
+    assert_eq!(st.documents["done"], 1);
+    assert_eq!(st.pages, 8);
+    assert_eq!(st.interrupted, 1);
+    let pages: Vec<u64> = export(a.as_mut())
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["page"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(pages, (1..=8).collect::<Vec<u64>>());
+}
+
 type CaseFn = fn(&Case);
-const CASES: [(&str, CaseFn); 7] = [
+const CASES: [(&str, CaseFn); 8] = [
+    (
+        "chunks_merge_wherever_the_last_one_ends",
+        chunks_merge_wherever_the_last_one_ends,
+    ),
     ("reextraction_replaces_pages", reextraction_replaces_pages),
     ("discovery_is_idempotent", discovery_is_idempotent),
     ("claims_are_exclusive", claims_are_exclusive),

@@ -80,6 +80,11 @@ pub struct Job {
     pub format: Format,
     /// Only these pages, when set (chunk jobs); otherwise the whole document.
     pub range: Option<PageRange>,
+    /// Ask first: a document with more pages than this is not extracted;
+    /// the worker answers `FromWorker::Split` with its page count, and the
+    /// supervisor plans page-range chunk jobs instead. `None` for chunk
+    /// jobs and EPUBs.
+    pub split_over: Option<u32>,
     /// 1-based attempt number, counted over every run of this document.
     pub attempt: u32,
     pub engine: EngineChoice,

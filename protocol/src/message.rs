@@ -91,6 +91,12 @@ pub enum FromWorker {
         job: JobId,
         failure: WorkerFailure,
     },
+    /// The document has more pages than the job's `split_over`: nothing
+    /// was extracted; the supervisor splits it into chunk jobs.
+    Split {
+        job: JobId,
+        page_count: u32,
+    },
     /// Sent by the supervisor itself to release a handshake that timed out.
     Abandon,
 }

@@ -146,6 +146,23 @@ struct IndexArgs {
     /// EPUB jobs at once, at most.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     max_epubs: u32,
+    /// Split a PDF with more pages than this into page-range chunk jobs.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    massive_pages: u32,
+    /// Split a PDF at least this large into page-range chunk jobs.
+    #[arg(long, default_value = "500M", value_parser = parse_size)]
+    massive_bytes: u64,
+    /// Pages per chunk job of a massive PDF.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    chunk_pages: u32,
+    /// Never split documents (neither massive ones nor long ones near the
+    /// end of a run).
+    #[arg(long)]
+    no_chunking: bool,
+    /// The order the queue starts in: largest (first), mix (60/30/10 of
+    /// small, medium and large per round) or fifo (path order).
+    #[arg(long, value_enum, default_value = "largest")]
+    order: crate::schedule::Order,
     /// Cap on the decompressed size of one EPUB entry.
     #[arg(long, default_value = "256M", value_parser = parse_size)]
     epub_entry_cap: u64,
@@ -290,6 +307,13 @@ fn index_options(a: IndexArgs, db: PathBuf) -> IndexOptions {
         retry_quarantined: a.retry_quarantined,
         pdf_engine: a.pdf_engine,
         max_epubs: a.max_epubs,
+        chunking: crate::schedule::Chunking {
+            enabled: !a.no_chunking,
+            massive_pages: a.massive_pages,
+            massive_bytes: a.massive_bytes,
+            chunk_pages: a.chunk_pages,
+        },
+        order: a.order,
         epub_entry_cap: a.epub_entry_cap,
         epub_book_cap: a.epub_book_cap,
         quiet: a.quiet,

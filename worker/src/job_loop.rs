@@ -56,6 +56,9 @@ pub fn run(server: &str) -> i32 {
 struct IpcPages<'a> {
     job: u64,
     tx: &'a IpcSender<FromWorker>,
+    split_over: Option<u32>,
+    /// Set when the document turned out longer than `split_over`.
+    split: Option<u32>,
 }
 
 impl PageSink for IpcPages<'_> {
@@ -69,11 +72,36 @@ impl PageSink for IpcPages<'_> {
             flags,
         });
     }
+
+    fn page_count(&mut self, pages: u32) -> Result<(), WorkerFailure> {
+        match self.split_over {
+            Some(limit) if pages > limit => {
+                self.split = Some(pages);
+                Err(WorkerFailure {
+                    kind: WorkerFailureKind::Deterministic,
+                    reason: format!("{pages} pages: to be split"),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 fn handle(job: &Job, tx: &IpcSender<FromWorker>) -> FromWorker {
-    let mut sink = IpcPages { job: job.id, tx };
-    match panic::catch_unwind(AssertUnwindSafe(|| engines::extract(job, &mut sink))) {
+    let mut sink = IpcPages {
+        job: job.id,
+        tx,
+        split_over: job.split_over,
+        split: None,
+    };
+    let result = panic::catch_unwind(AssertUnwindSafe(|| engines::extract(job, &mut sink)));
+    if let Some(page_count) = sink.split {
+        return FromWorker::Split {
+            job: job.id,
+            page_count,
+        };
+    }
+    match result {
         Ok(Ok(summary)) => FromWorker::Done {
             job: job.id,
             summary,

@@ -146,6 +146,7 @@ pub fn run(path: &Path, job: &Job, sink: &mut dyn PageSink) -> Result<DocSummary
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let total = script.pages();
+    sink.page_count(total)?;
     let wanted = job.range.map_or(1..=total, |r| r.first..=r.last.min(total));
     let mut emitted = false;
     let mut leaked = Vec::new();

@@ -60,13 +60,16 @@ impl Catalog {
     /// Puts right what a dead supervisor left: its running jobs go back to
     /// the queue, and the interrupted attempt does not count against them.
     pub fn recover_interrupted(&mut self) -> Result<u64, CatalogError> {
-        let n = self.conn.execute(
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
             "UPDATE documents SET status = 'pending', interrupted = interrupted + 1,
                  lease_owner = NULL, lease_token = NULL, lease_expires = NULL
              WHERE status = 'running'",
             [],
-        )?;
-        Ok(n as u64)
+        )? as u64;
+        let chunks = super::chunks::recover_chunks(&tx)?;
+        tx.commit()?;
+        Ok(n + chunks)
     }
 
     /// Upserts one batch of found files in one transaction.
@@ -132,6 +135,8 @@ impl Catalog {
                         if status != "pending" {
                             drop_pages.execute(params![id])?;
                         }
+                        // A page-range plan was for the old file.
+                        super::chunks::forget_plan(&tx, id)?;
                         change.execute(params![
                             f.size as i64,
                             f.mtime_ns,
@@ -150,6 +155,14 @@ impl Catalog {
                         // if it cannot be read right now.)
                         relabel.execute(params![status, reason, run, now, id])?;
                         counts.unchanged += 1;
+                    }
+                    Some((id, _, _, old))
+                        if old == "partial" && (retry.failed || retry.quarantined) =>
+                    {
+                        // Only the chunks that failed are tried again.
+                        super::chunks::retry_failed_chunks(&tx, id)?;
+                        touch.execute(params![run, id])?;
+                        counts.requeued += 1;
                     }
                     Some((id, _, _, old)) => {
                         let again = match old.as_str() {

@@ -6,7 +6,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use docmill_protocol::{DocSummary, Format, Outcome, PageFlags};
+use docmill_protocol::{DocSummary, Format, Outcome, PageFlags, PageRange};
 use rusqlite::{params, Transaction};
 
 use super::{now_ms, Catalog, CatalogError};
@@ -29,6 +29,54 @@ pub struct QueuedDoc {
     /// mock documents, whose script may pretend (`kind`, `bytes`).
     pub sched_format: Format,
     pub sched_size: u64,
+    /// For a chunk job: the pages it covers (the document is `split`).
+    pub chunk: Option<PageRange>,
+    /// The document's page count when known (chunk jobs); 0 otherwise.
+    pub page_total: u32,
+}
+
+impl QueuedDoc {
+    pub fn new(
+        id: i64,
+        path: PathBuf,
+        size: u64,
+        mtime_ns: i64,
+        format: Format,
+        attempts: u32,
+    ) -> QueuedDoc {
+        QueuedDoc {
+            id,
+            path,
+            size,
+            mtime_ns,
+            format,
+            attempts,
+            engine_idx: 0,
+            engine_notes: Vec::new(),
+            sched_format: format,
+            sched_size: size,
+            chunk: None,
+            page_total: 0,
+        }
+    }
+
+    /// Makes this the job for pages `range`; it is scheduled (and given a
+    /// deadline) as its share of the file's bytes.
+    pub fn set_chunk(&mut self, range: PageRange) {
+        self.chunk = Some(range);
+        self.sched_size = self.job_size();
+    }
+
+    /// The bytes this job stands for: the whole file, or a chunk's share.
+    pub fn job_size(&self) -> u64 {
+        match self.chunk {
+            Some(r) if self.page_total > 0 => {
+                let pages = u64::from(r.last - r.first + 1);
+                self.size.saturating_mul(pages) / u64::from(self.page_total)
+            }
+            _ => self.size,
+        }
+    }
 }
 
 /// The lease a claim took.
@@ -41,6 +89,8 @@ pub struct Claim {
 #[derive(Debug)]
 pub struct Finished {
     pub doc: i64,
+    /// Set for a chunk job.
+    pub chunk: Option<PageRange>,
     pub claim: Claim,
     pub run: i64,
     pub attempt: u32,
@@ -49,6 +99,17 @@ pub struct Finished {
     /// When the result arrived (commits are batched, so not commit time).
     pub ended_ms: i64,
     pub result: FinishedResult,
+}
+
+/// What a commit did with one finished job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// The lease was lost (another claimer, a changed file): nothing of it
+    /// was written.
+    Lost,
+    Held,
+    /// A chunk job that ended its document: the merged result.
+    Merged(super::Merged),
 }
 
 #[derive(Debug)]
@@ -71,8 +132,15 @@ pub enum FinishedResult {
 }
 
 impl Catalog {
-    /// Every pending document, in path order.
+    /// Every pending document, in path order, then the pending chunks of
+    /// split documents.
     pub fn pending(&self) -> Result<Vec<QueuedDoc>, CatalogError> {
+        let mut docs = self.pending_documents()?;
+        docs.extend(self.pending_chunks()?);
+        Ok(docs)
+    }
+
+    fn pending_documents(&self) -> Result<Vec<QueuedDoc>, CatalogError> {
         let mut stmt = self.conn.prepare(
             "SELECT id, path, size, mtime_ns, format, attempts FROM documents
              WHERE status = 'pending' ORDER BY path",
@@ -81,19 +149,14 @@ impl Catalog {
             let path: Vec<u8> = r.get(1)?;
             let format: String = r.get(4)?;
             let format = Format::parse(&format).unwrap_or(Format::Pdf);
-            let size = r.get::<_, i64>(2)? as u64;
-            Ok(QueuedDoc {
-                id: r.get(0)?,
-                path: PathBuf::from(OsStr::from_bytes(&path)),
-                size,
-                mtime_ns: r.get(3)?,
+            Ok(QueuedDoc::new(
+                r.get(0)?,
+                PathBuf::from(OsStr::from_bytes(&path)),
+                r.get::<_, i64>(2)? as u64,
+                r.get(3)?,
                 format,
-                attempts: r.get::<_, i64>(5)? as u32,
-                engine_idx: 0,
-                engine_notes: Vec::new(),
-                sched_format: format,
-                sched_size: size,
-            })
+                r.get::<_, i64>(5)? as u32,
+            ))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -127,33 +190,41 @@ impl Catalog {
         Ok(out)
     }
 
-    /// Extends the leases of running jobs held by `owner`.
+    /// Extends the leases of running jobs (and chunk jobs) held by `owner`.
     pub fn renew(&mut self, owner: &str, expires_ms: i64) -> Result<(), CatalogError> {
-        self.conn.execute(
-            "UPDATE documents SET lease_expires = ?1 WHERE status = 'running' AND lease_owner = ?2",
-            params![expires_ms, owner],
-        )?;
+        for table in ["documents", "chunks"] {
+            self.conn.execute(
+                &format!(
+                    "UPDATE {table} SET lease_expires = ?1 WHERE status = 'running' AND lease_owner = ?2"
+                ),
+                params![expires_ms, owner],
+            )?;
+        }
         Ok(())
     }
 
     /// Writes finished jobs in one transaction; each job is all or nothing.
-    /// Returns, per job, whether its lease still held (false: nothing of it
-    /// was written).
-    pub fn commit(&mut self, jobs: &[Finished]) -> Result<Vec<bool>, CatalogError> {
+    /// Returns, per job, what was written (`Lost`: nothing, the lease no
+    /// longer held).
+    pub fn commit(&mut self, jobs: &[Finished]) -> Result<Vec<Written>, CatalogError> {
         let tx = self.conn.transaction()?;
-        let mut held = Vec::with_capacity(jobs.len());
+        let mut out = Vec::with_capacity(jobs.len());
         for job in jobs {
             tx.execute_batch("SAVEPOINT job")?;
-            let ok = write_one(&tx, job)?;
-            if ok {
-                tx.execute_batch("RELEASE job")?;
-            } else {
+            let written = match job.chunk {
+                Some(range) => super::chunks::write_chunk(&tx, job, range)?,
+                None if write_one(&tx, job)? => Written::Held,
+                None => Written::Lost,
+            };
+            if written == Written::Lost {
                 tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            } else {
+                tx.execute_batch("RELEASE job")?;
             }
-            held.push(ok);
+            out.push(written);
         }
         tx.commit()?;
-        Ok(held)
+        Ok(out)
     }
 }
 
@@ -221,6 +292,16 @@ fn write_one(tx: &Transaction<'_>, job: &Finished) -> Result<bool, CatalogError>
         // Handed back before it produced anything: not an attempt.
         return Ok(true);
     }
+    record_attempt(tx, job, None)?;
+    Ok(true)
+}
+
+/// One row in `attempts` for a job that produced a result.
+pub(super) fn record_attempt(
+    tx: &Transaction<'_>,
+    job: &Finished,
+    chunk_first: Option<u32>,
+) -> Result<(), CatalogError> {
     let (outcome, reason, engine) = match &job.result {
         FinishedResult::Done { summary, .. } => {
             (Outcome::Done, None, Some(summary.engine.as_str()))
@@ -231,8 +312,8 @@ fn write_one(tx: &Transaction<'_>, job: &Finished) -> Result<bool, CatalogError>
         FinishedResult::Released => unreachable!("released jobs record no attempt"),
     };
     tx.execute(
-        "INSERT INTO attempts (doc_id, run_id, attempt, outcome, reason, engine, worker_pid, started_ms, ended_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO attempts (doc_id, run_id, attempt, outcome, reason, engine, worker_pid, started_ms, ended_ms, chunk_first)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             job.doc,
             job.run,
@@ -242,10 +323,11 @@ fn write_one(tx: &Transaction<'_>, job: &Finished) -> Result<bool, CatalogError>
             engine,
             job.worker_pid,
             job.started_ms,
-            job.ended_ms
+            job.ended_ms,
+            chunk_first
         ],
     )?;
-    Ok(true)
+    Ok(())
 }
 
 impl Catalog {

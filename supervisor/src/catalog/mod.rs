@@ -2,6 +2,7 @@
 //! document seen, its pages, an FTS5 index over them, and the record of runs
 //! and attempts.
 
+pub mod chunks;
 mod discover;
 pub mod jobs;
 mod query;
@@ -14,9 +15,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OpenFlags};
 use thiserror::Error;
 
+pub use chunks::{plan_ranges, Merged};
 pub use discover::RetryPolicy;
 pub use discover::{DiscoverCounts, Found, FoundKind};
-pub use jobs::{Claim, Finished, QueuedDoc};
+pub use jobs::{Claim, Finished, QueuedDoc, Written};
 pub use query::{ExportError, ExportPage, Failure, SearchHit, Status, HIT_END, HIT_START};
 pub use samples::{ErrorRate, RunInfo, RunStats, TierStats};
 
@@ -116,13 +118,27 @@ impl Catalog {
             self.conn.execute_batch(schema::SCHEMA)?;
             self.conn
                 .pragma_update(None, "user_version", schema::VERSION)?;
-        } else if !self.has_table("samples")? {
-            // A database made before the samples table: it only adds
-            // tables (every statement is IF NOT EXISTS), so the version
+        } else if !self.has_table("samples")? || !self.has_table("chunks")? {
+            // A database made before the samples or chunks tables: it only
+            // adds tables (every statement is IF NOT EXISTS), so the version
             // stays and older docmills still open it.
             self.conn.execute_batch(schema::SCHEMA)?;
         }
+        for (table, column, kind) in schema::ADDED_COLUMNS {
+            if !self.has_column(table, column)? {
+                self.conn
+                    .execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+            }
+        }
         Ok(())
+    }
+
+    fn has_column(&self, table: &str, column: &str) -> Result<bool, CatalogError> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
+            |r| r.get::<_, i64>(0),
+        )? > 0)
     }
 
     fn has_table(&self, name: &str) -> Result<bool, CatalogError> {

@@ -90,9 +90,11 @@ impl Catalog {
         let mut status = Status::default();
         for s in [
             "done",
+            "partial",
             "failed",
             "pending",
             "running",
+            "split",
             "unsupported",
             "quarantined",
             "skipped",
@@ -114,13 +116,14 @@ impl Catalog {
             .query_row("SELECT count(*) FROM pages", [], |r| r.get::<_, i64>(0))?
             as u64;
         status.interrupted = self.conn.query_row(
-            "SELECT coalesce(sum(interrupted), 0) FROM documents",
+            "SELECT (SELECT coalesce(sum(interrupted), 0) FROM documents)
+                  + (SELECT coalesce(sum(interrupted), 0) FROM chunks)",
             [],
             |r| r.get::<_, i64>(0),
         )? as u64;
         let mut stmt = self.conn.prepare(
             "SELECT display_path, status, outcome, coalesce(reason, ''), attempts FROM documents
-             WHERE status IN ('failed', 'quarantined', 'skipped')
+             WHERE status IN ('failed', 'quarantined', 'skipped', 'partial')
                 OR (status = 'pending' AND reason IS NOT NULL)
              ORDER BY path",
         )?;
@@ -143,7 +146,7 @@ impl Catalog {
         let mut stmt = self.conn.prepare(
             "SELECT d.display_path, p.page, p.text FROM pages p
              JOIN documents d ON d.id = p.doc_id
-             WHERE d.status = 'done'
+             WHERE d.status IN ('done', 'partial')
              ORDER BY d.path, p.page",
         )?;
         let mut rows = stmt.query([])?;
@@ -186,7 +189,7 @@ impl Catalog {
     /// Documents seen by `run` that ended failed or quarantined.
     pub fn failed_in_run(&self, run: i64) -> Result<u64, CatalogError> {
         Ok(self.conn.query_row(
-            "SELECT count(*) FROM documents WHERE seen_run = ?1 AND status IN ('failed', 'quarantined')",
+            "SELECT count(*) FROM documents WHERE seen_run = ?1 AND status IN ('failed', 'quarantined', 'partial')",
             params![run],
             |r| r.get::<_, i64>(0),
         )? as u64)

@@ -4,6 +4,10 @@
 
 pub const VERSION: i64 = 1;
 
+/// Columns added after a table was first released: (table, column, type).
+/// Added in place when missing; older docmills ignore them.
+pub const ADDED_COLUMNS: &[(&str, &str, &str)] = &[("attempts", "chunk_first", "INTEGER")];
+
 pub const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -22,7 +26,9 @@ CREATE TABLE IF NOT EXISTS runs (
 
 -- One row per file seen under a root. `path` is the raw OS bytes (names need
 -- not be UTF-8); `display_path` is its lossy text for people.
--- status: pending | running | done | failed | quarantined | unsupported | skipped
+-- status: pending | running | split | done | partial | failed | quarantined |
+-- unsupported | skipped. `split`: extracted as page-range chunks (see
+-- `chunks`); `partial`: done except the pages of chunks that kept failing.
 CREATE TABLE IF NOT EXISTS documents (
     id             INTEGER PRIMARY KEY,
     path           BLOB NOT NULL UNIQUE,
@@ -87,9 +93,45 @@ CREATE TABLE IF NOT EXISTS attempts (
     engine      TEXT,
     worker_pid  INTEGER,
     started_ms  INTEGER NOT NULL,
-    ended_ms    INTEGER NOT NULL
+    ended_ms    INTEGER NOT NULL,
+    chunk_first INTEGER
 );
 CREATE INDEX IF NOT EXISTS attempts_doc ON attempts(doc_id);
+
+-- A long PDF is extracted as page-range chunks, each a job with its own
+-- lease, so several workers (or machines) share it. Chunk pages wait in
+-- `chunk_pages`, outside the search index, until the last chunk ends; then
+-- they move to `pages` in page order in the same transaction. Tokens come
+-- from one sequence (meta 'chunk_token'), so a chunk planned again after
+-- the file changed never accepts a stale job's result.
+CREATE TABLE IF NOT EXISTS chunks (
+    doc_id         INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    first          INTEGER NOT NULL,
+    last           INTEGER NOT NULL,
+    status         TEXT NOT NULL,
+    attempts       INTEGER NOT NULL DEFAULT 0,
+    interrupted    INTEGER NOT NULL DEFAULT 0,
+    outcome        TEXT,
+    reason         TEXT,
+    engine         TEXT,
+    title          TEXT,
+    author         TEXT,
+    language       TEXT,
+    merged         INTEGER NOT NULL DEFAULT 0,
+    lease_owner    TEXT,
+    lease_token    INTEGER,
+    lease_expires  INTEGER,
+    updated_ms     INTEGER NOT NULL,
+    PRIMARY KEY (doc_id, first)
+);
+
+CREATE TABLE IF NOT EXISTS chunk_pages (
+    doc_id  INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    page    INTEGER NOT NULL,
+    text    TEXT NOT NULL,
+    flags   INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (doc_id, page)
+);
 
 -- The run's time series: a metrics::Snapshot as JSON every few seconds and
 -- at each scaling decision, drawn by `docmill report`.

@@ -29,6 +29,8 @@ pub struct SpawnSpec {
     /// Address-space limit in bytes (0: none).
     pub mem_limit: u64,
     pub fd_limit: u64,
+    /// The workers' TMPDIR: the run's scratch folder.
+    pub tmpdir: Option<PathBuf>,
 }
 
 #[derive(Debug, Error)]
@@ -128,6 +130,9 @@ pub fn spawn(spec: &SpawnSpec) -> Result<(Worker, IpcReceiver<FromWorker>), Spaw
         // backtrace would only push the useful lines out of the tail.
         .env("RUST_BACKTRACE", "0")
         .process_group(0);
+    if let Some(dir) = &spec.tmpdir {
+        cmd.env("TMPDIR", dir);
+    }
     let limits = Limits {
         mem: spec.mem_limit,
         fds: spec.fd_limit,

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::IndexOptions;
 use crate::catalog::jobs::FinishedResult;
-use crate::catalog::{now_ms, Claim, Finished, QueuedDoc};
+use crate::catalog::{now_ms, plan_ranges, Claim, Finished, QueuedDoc, Written};
 use crate::metrics::{queue_by_tier, MetricsOptions, Recorder, Snapshot};
 use crate::policy;
 use crate::pool::{self, classify_exit, KillReason, SpawnSpec, Worker};
@@ -45,6 +45,10 @@ const KILL_GRACE: Duration = Duration::from_millis(300);
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Totals {
     pub done: u64,
+    /// Documents done except the pages of chunks that kept failing.
+    pub partial: u64,
+    /// Documents split into page-range chunk jobs.
+    pub split: u64,
     /// Documents done by a fallback engine after the first one failed.
     pub rescued: u64,
     pub fallbacks: u64,
@@ -101,6 +105,8 @@ pub struct Driver<'a> {
     /// Memory-limit failures per document in this run, for escalation.
     mem_failures: HashMap<i64, u32>,
     changed_once: HashSet<i64>,
+    /// The format of each split document seen, for counting it once merged.
+    split_formats: HashMap<i64, Format>,
     totals: Totals,
     /// The worker count the scaler wants now.
     target: u32,
@@ -126,6 +132,7 @@ impl<'a> Driver<'a> {
         run: i64,
         owner: String,
         signals: Signals,
+        scratch: std::path::PathBuf,
     ) -> Driver<'a> {
         let exe = std::env::current_exe().unwrap_or_else(|_| "docmill".into());
         Driver {
@@ -133,6 +140,7 @@ impl<'a> Driver<'a> {
                 exe,
                 mem_limit: opts.worker_mem,
                 fd_limit: opts.worker_fds,
+                tmpdir: Some(scratch),
             },
             opts,
             engines,
@@ -148,6 +156,7 @@ impl<'a> Driver<'a> {
             oldest_commit: None,
             mem_failures: HashMap::new(),
             changed_once: HashSet::new(),
+            split_formats: HashMap::new(),
             totals: Totals::default(),
             target: 0,
             scale_state: ScaleState::default(),
@@ -376,7 +385,7 @@ impl<'a> Driver<'a> {
             min_workers: self.opts.scale.min,
             max_workers: self.opts.scale.max,
             queue_depth: queue.len() as u64,
-            queue_by_tier: queue_by_tier(queue.iter().map(|d| d.size)),
+            queue_by_tier: queue_by_tier(queue.iter().map(|d| d.job_size())),
             docs_total: total,
             docs_done: t.done,
             docs_failed: t.failed + t.quarantined,
@@ -469,12 +478,29 @@ impl<'a> Driver<'a> {
                 break;
             }
             let Some(doc) = queue.remove(at) else { break };
-            let claimed = self
-                .catalog
-                .claim(&[doc.id], &self.owner, self.opts.lease)?;
-            let Some(&(_, claim)) = claimed.first() else {
+            let claim = match doc.chunk {
+                Some(r) => {
+                    self.split_formats.insert(doc.id, doc.format);
+                    self.catalog
+                        .claim_chunk(doc.id, r.first, &self.owner, self.opts.lease)?
+                }
+                None => self
+                    .catalog
+                    .claim(&[doc.id], &self.owner, self.opts.lease)?
+                    .first()
+                    .map(|(_, c)| *c),
+            };
+            let Some(claim) = claim else {
                 continue; // taken by someone else, or no longer pending
             };
+            // Fewer jobs left than workers: a long document would finish
+            // last, alone; ask for it to be split instead.
+            let near_end = queue.len() < self.target as usize;
+            let split_over = self
+                .opts
+                .chunking
+                .split_over(&doc, near_end)
+                .filter(|_| self.catalog.chunks());
             // A document that hit the memory limit runs in a fresh worker
             // with a larger one.
             let mem_failures = self.mem_failures.get(&doc.id).copied().unwrap_or(0);
@@ -502,14 +528,15 @@ impl<'a> Driver<'a> {
                 id: job_id,
                 path: std::os::unix::ffi::OsStrExt::as_bytes(doc.path.as_os_str()).to_vec(),
                 format: doc.format,
-                range: None,
+                range: doc.chunk,
+                split_over,
                 attempt,
                 engine: self.engines[doc.engine_idx.min(self.engines.len() - 1)],
                 allow_mock: self.opts.allow_mock,
                 epub_entry_cap: self.opts.epub_entry_cap,
                 epub_book_cap: self.opts.epub_book_cap,
             };
-            let deadline = policy::deadline(&self.opts.timeouts, doc.size, doc.attempts);
+            let deadline = policy::deadline(&self.opts.timeouts, doc.job_size(), doc.attempts);
             let slot = self.slots.get_mut(&id).expect("slot just chosen");
             if slot.worker.jobs.send(ToWorker::Job(job)).is_err() {
                 // The worker died before it could take the job: reap it, and
@@ -557,6 +584,7 @@ impl<'a> Driver<'a> {
     fn release(&mut self, doc: QueuedDoc, claim: Claim) -> Result<(), StoreError> {
         self.catalog.commit(&[Finished {
             doc: doc.id,
+            chunk: doc.chunk,
             claim,
             run: self.run,
             attempt: doc.attempts + 1,
@@ -650,6 +678,13 @@ impl<'a> Driver<'a> {
                 let (outcome, reason) = worker_failure(&failure);
                 self.on_failed(inflight, outcome, reason, pid, queue)?;
             }
+            FromWorker::Split { job, page_count } if Some(job) == current => {
+                let inflight = slot.job.take().expect("current job");
+                if slot.recycle {
+                    self.retire(id);
+                }
+                self.on_split(inflight, page_count, queue)?;
+            }
             _ => {}
         }
         Ok(())
@@ -660,6 +695,45 @@ impl<'a> Driver<'a> {
         if let Some(mut slot) = self.slots.remove(&id) {
             slot.worker.shutdown(Duration::from_millis(200));
         }
+    }
+
+    /// The worker found the document long enough to split: plan its chunks
+    /// and queue them first, so idle workers take them at once.
+    fn on_split(
+        &mut self,
+        job: InFlight,
+        page_count: u32,
+        queue: &mut VecDeque<QueuedDoc>,
+    ) -> anyhow::Result<()> {
+        let size = self
+            .opts
+            .chunking
+            .chunk_size(job.doc.size, page_count, self.target);
+        let ranges = plan_ranges(page_count, size);
+        if !self
+            .catalog
+            .split(job.doc.id, job.claim, page_count, &ranges)?
+        {
+            tracing::warn!(doc = job.doc.id, "lease lost: the split was not written");
+            return Ok(());
+        }
+        tracing::info!(
+            path = %job.doc.path.display(),
+            pages = page_count,
+            chunks = ranges.len(),
+            "split into page-range chunks"
+        );
+        self.totals.split += 1;
+        self.split_formats.insert(job.doc.id, job.doc.format);
+        for r in ranges.iter().rev() {
+            let mut chunk = job.doc.clone();
+            chunk.attempts = 0;
+            chunk.engine_notes.clear();
+            chunk.page_total = page_count;
+            chunk.set_chunk(*r);
+            queue.push_front(chunk);
+        }
+        Ok(())
     }
 
     fn on_done(
@@ -680,6 +754,24 @@ impl<'a> Driver<'a> {
                         let mut doc = job.doc.clone();
                         doc.size = md.len();
                         doc.mtime_ns = mtime_ns;
+                        if job.doc.chunk.is_some() {
+                            // The plan was for the old file: start over with
+                            // the whole document; the other chunks' results
+                            // will find no lease to write to.
+                            self.catalog.unsplit(job.doc.id)?;
+                            queue.retain(|d| d.id != job.doc.id);
+                            let mut whole = QueuedDoc::new(
+                                doc.id,
+                                doc.path,
+                                doc.size,
+                                doc.mtime_ns,
+                                doc.format,
+                                doc.attempts,
+                            );
+                            whole.sched_format = doc.sched_format;
+                            queue.push_front(whole);
+                            return Ok(());
+                        }
                         self.release(job.doc, job.claim)?;
                         queue.push_front(doc);
                         return Ok(());
@@ -705,21 +797,25 @@ impl<'a> Driver<'a> {
                 );
             }
         }
-        self.totals.done += 1;
         self.recent_jobs += 1;
-        *self
-            .totals
-            .done_by_format
-            .entry(job.doc.format.as_str().to_string())
-            .or_default() += 1;
-        if job.doc.engine_idx > 0 {
-            self.totals.rescued += 1;
+        if job.doc.chunk.is_none() {
+            // A chunked document counts once merged (see `flush`).
+            self.totals.done += 1;
+            *self
+                .totals
+                .done_by_format
+                .entry(job.doc.format.as_str().to_string())
+                .or_default() += 1;
+            if job.doc.engine_idx > 0 {
+                self.totals.rescued += 1;
+            }
         }
         self.totals.pages += job.pages.len() as u64;
         *self.totals.outcomes.entry("done".into()).or_default() += 1;
         self.oldest_commit.get_or_insert_with(Instant::now);
         self.pending_commits.push(Finished {
             doc: job.doc.id,
+            chunk: job.doc.chunk,
             claim: job.claim,
             run: self.run,
             attempt: job.attempt,
@@ -817,6 +913,8 @@ impl<'a> Driver<'a> {
             .entry(outcome.as_str().into())
             .or_default() += 1;
         match status {
+            // A chunk's end counts for its document once merged.
+            _ if job.doc.chunk.is_some() && outcome != Outcome::Cancelled => {}
             "failed" => self.totals.failed += 1,
             "quarantined" => self.totals.quarantined += 1,
             _ if outcome == Outcome::Cancelled => self.totals.cancelled += 1,
@@ -825,6 +923,7 @@ impl<'a> Driver<'a> {
         self.oldest_commit.get_or_insert_with(Instant::now);
         self.pending_commits.push(Finished {
             doc: job.doc.id,
+            chunk: job.doc.chunk,
             claim: job.claim,
             run: self.run,
             attempt: job.attempt,
@@ -961,10 +1060,39 @@ impl<'a> Driver<'a> {
             return Ok(());
         }
         let jobs = std::mem::take(&mut self.pending_commits);
-        let held = self.catalog.commit(&jobs)?;
-        for (job, ok) in jobs.iter().zip(held) {
-            if !ok {
-                tracing::warn!(doc = job.doc, "lease lost: the result was not written");
+        let written = self.catalog.commit(&jobs)?;
+        for (job, w) in jobs.iter().zip(written) {
+            match w {
+                Written::Lost => {
+                    tracing::warn!(doc = job.doc, "lease lost: the result was not written");
+                }
+                Written::Held => {}
+                Written::Merged(m) => {
+                    tracing::info!(
+                        doc = job.doc,
+                        pages = m.pages,
+                        "chunks merged: {}",
+                        m.status
+                    );
+                    match m.status {
+                        "done" => {
+                            self.totals.done += 1;
+                            let format = self
+                                .split_formats
+                                .get(&job.doc)
+                                .copied()
+                                .unwrap_or(Format::Pdf);
+                            *self
+                                .totals
+                                .done_by_format
+                                .entry(format.as_str().to_string())
+                                .or_default() += 1;
+                        }
+                        "partial" => self.totals.partial += 1,
+                        "quarantined" => self.totals.quarantined += 1,
+                        _ => self.totals.failed += 1,
+                    }
+                }
             }
         }
         self.pending_bytes = 0;

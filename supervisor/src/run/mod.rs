@@ -3,6 +3,7 @@
 
 mod driver;
 mod lock;
+mod scratch;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -47,6 +48,10 @@ pub struct IndexOptions {
     pub pdf_engine: EngineFlag,
     /// EPUB jobs at once, at most (they hold many descriptors).
     pub max_epubs: u32,
+    /// Which documents are split into page-range chunk jobs.
+    pub chunking: crate::schedule::Chunking,
+    /// The order the queue starts in.
+    pub order: crate::schedule::Order,
     pub epub_entry_cap: u64,
     pub epub_book_cap: u64,
     pub quiet: bool,
@@ -97,6 +102,8 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
             }
         }
     };
+    // Removed when the run ends, whatever the workers left in it.
+    let scratch = scratch::create()?;
     let owner = format!("{}:{}", hostname(), std::process::id());
     let run = catalog.begin_run(&owner, &serde_json::to_string(opts)?)?;
     let recovered = catalog.recover_interrupted()?;
@@ -133,6 +140,7 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
 
     let mut queue = catalog.pending()?;
     scheduling_hints(opts, &mut queue);
+    let queue = crate::schedule::order(queue, opts.order);
     if !opts.quiet {
         eprintln!(
             "docmill: {} new, {} changed, {} unchanged, {} to retry, {} removed; {} to extract with {}..{} workers ({:?})",
@@ -154,8 +162,9 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
         run,
         owner,
         signals.clone(),
+        scratch.path().to_path_buf(),
     );
-    let totals = driver.run(queue.into())?;
+    let totals = driver.run(queue)?;
 
     let stopped_by = signals.requested();
     let failed = catalog.failed_in_run(run)?;
@@ -198,11 +207,13 @@ impl Summary<'_> {
     fn print(&self) {
         let t = self.totals;
         let mins = (self.seconds / 60.0).max(1e-9);
-        let rows: [(&str, String); 10] = [
+        let rows: [(&str, String); 12] = [
             (
                 "done",
                 format!("{} ({} rescued by a fallback engine)", t.done, t.rescued),
             ),
+            ("partial", t.partial.to_string()),
+            ("split", format!("{} into page-range chunks", t.split)),
             ("failed", t.failed.to_string()),
             ("quarantined", t.quarantined.to_string()),
             ("retried", t.retried.to_string()),
@@ -228,7 +239,7 @@ impl Summary<'_> {
         }
         if self.failed_documents > 0 {
             out.push_str(&format!(
-                "  {} documents failed or were quarantined: `docmill status` lists why\n",
+                "  {} documents failed, partly failed or were quarantined: `docmill status` lists why\n",
                 self.failed_documents
             ));
         }
@@ -243,7 +254,7 @@ fn scheduling_hints(opts: &IndexOptions, queue: &mut [QueuedDoc]) {
     }
     for doc in queue
         .iter_mut()
-        .filter(|d| d.format == docmill_protocol::Format::Mock)
+        .filter(|d| d.format == docmill_protocol::Format::Mock && d.chunk.is_none())
     {
         if let Ok(script) = docmill_worker::mockdoc::read(&doc.path) {
             doc.sched_format = script.kind();

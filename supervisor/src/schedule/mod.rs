@@ -1,10 +1,13 @@
-//! What runs next: the queue is scanned from the front (retries are pushed
-//! there) for the first document that fits the size-tier quotas and the
-//! EPUB limit. Pure: plain data in, an index out.
+//! What runs next: the queue is put in order once (`order`), then scanned
+//! from the front (retries and chunk jobs are pushed there) for the first
+//! document that fits the size-tier quotas and the EPUB limit; `Chunking`
+//! says which documents are split into page ranges. Pure: plain data in,
+//! decisions out.
 
 use std::collections::VecDeque;
 
 use docmill_protocol::Format;
+use serde::Serialize;
 
 use crate::catalog::QueuedDoc;
 use crate::metrics::size_tier;
@@ -72,22 +75,186 @@ pub fn pick(
     })
 }
 
+/// The order the queue starts in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    /// Largest first: long documents start early instead of finishing
+    /// last while other workers idle (measured fastest; see README).
+    Largest,
+    /// Each round of ten dispatches takes six small, three medium and one
+    /// large document (the plan's 60/30/10), largest first within a class.
+    Mix,
+    /// Path order, as found.
+    Fifo,
+}
+
+/// Puts `docs` in the starting order.
+pub fn order(mut docs: Vec<QueuedDoc>, order: Order) -> VecDeque<QueuedDoc> {
+    match order {
+        Order::Fifo => docs.into(),
+        Order::Largest => {
+            docs.sort_by_key(|d| std::cmp::Reverse(d.sched_size));
+            docs.into()
+        }
+        Order::Mix => {
+            docs.sort_by_key(|d| std::cmp::Reverse(d.sched_size));
+            // Small (tiny, small), medium, large (large, huge).
+            let mut classes: [VecDeque<QueuedDoc>; 3] = Default::default();
+            for d in docs {
+                let c = match class_of(size_tier(d.sched_size)) {
+                    0 => 0,
+                    1 => 1,
+                    _ => 2,
+                };
+                classes[c].push_back(d);
+            }
+            const ROUND: [usize; 10] = [0, 1, 0, 2, 0, 1, 0, 0, 1, 0];
+            let mut out = VecDeque::new();
+            while classes.iter().any(|c| !c.is_empty()) {
+                for want in ROUND {
+                    // A class that ran out gives its turn to the next.
+                    let take = (0..3)
+                        .map(|k| (want + k) % 3)
+                        .find(|c| !classes[*c].is_empty());
+                    if let Some(c) = take {
+                        out.extend(classes[c].pop_front());
+                    }
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Pages in a document split near the end of a run, at least.
+const STRAGGLER_MIN_CHUNK: u32 = 50;
+
+/// When documents are split into page-range chunk jobs.
+#[derive(Clone, Debug, Serialize)]
+pub struct Chunking {
+    pub enabled: bool,
+    /// A PDF with more pages than this is split.
+    pub massive_pages: u32,
+    /// A PDF at least this large is split.
+    pub massive_bytes: u64,
+    /// Pages per chunk of a massive PDF.
+    pub chunk_pages: u32,
+}
+
+impl Chunking {
+    /// The `split_over` for a whole-document job: the page count above
+    /// which the worker hands it back to be split. `near_end`: the queue
+    /// holds fewer jobs than there are workers, so a long document would
+    /// run alone while others idle (a straggler) — it is split into one
+    /// chunk per worker instead.
+    pub fn split_over(&self, doc: &QueuedDoc, near_end: bool) -> Option<u32> {
+        if !self.enabled || doc.chunk.is_some() || doc.sched_format == Format::Epub {
+            return None;
+        }
+        if doc.format == Format::Epub {
+            return None;
+        }
+        if doc.job_size() >= self.massive_bytes {
+            return Some(self.chunk_pages);
+        }
+        if near_end {
+            return Some(2 * STRAGGLER_MIN_CHUNK - 1);
+        }
+        Some(self.massive_pages)
+    }
+
+    /// Pages per chunk for a document of `size` bytes found to have `pages`
+    /// pages, with `workers` workers.
+    pub fn chunk_size(&self, size: u64, pages: u32, workers: u32) -> u32 {
+        if pages > self.massive_pages || size >= self.massive_bytes {
+            return self.chunk_pages;
+        }
+        let pieces = workers.min(pages / STRAGGLER_MIN_CHUNK).max(2);
+        pages.div_ceil(pieces)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn doc(id: i64, format: Format, size: u64) -> QueuedDoc {
-        QueuedDoc {
-            id,
-            path: format!("/d/{id}").into(),
-            size,
-            mtime_ns: 0,
-            format,
-            attempts: 0,
-            engine_idx: 0,
-            engine_notes: Vec::new(),
-            sched_format: format,
-            sched_size: size,
+        let mut d = QueuedDoc::new(id, format!("/d/{id}").into(), size, 0, format, 0);
+        d.sched_size = size;
+        d
+    }
+
+    fn chunking() -> Chunking {
+        Chunking {
+            enabled: true,
+            massive_pages: 10_000,
+            massive_bytes: 500 << 20,
+            chunk_pages: 500,
+        }
+    }
+
+    #[test]
+    fn split_thresholds() {
+        let c = chunking();
+        let pdf = doc(1, Format::Pdf, 5 << 20);
+        assert_eq!(c.split_over(&pdf, false), Some(10_000));
+        assert_eq!(c.split_over(&pdf, true), Some(99));
+        let big = doc(2, Format::Pdf, 600 << 20);
+        assert_eq!(c.split_over(&big, false), Some(500));
+        assert_eq!(c.split_over(&doc(3, Format::Epub, 5), true), None);
+        let mut chunk = doc(4, Format::Pdf, 5 << 20);
+        chunk.page_total = 1000;
+        chunk.set_chunk(docmill_protocol::PageRange {
+            first: 1,
+            last: 500,
+        });
+        assert_eq!(chunk.job_size(), 5 << 19);
+        assert_eq!(c.split_over(&chunk, true), None);
+        let off = Chunking {
+            enabled: false,
+            ..chunking()
+        };
+        assert_eq!(off.split_over(&big, true), None);
+        // Massive: fixed chunks; a straggler: one chunk per worker, at
+        // least 50 pages each.
+        assert_eq!(c.chunk_size(20 << 20, 12_000, 2), 500);
+        assert_eq!(c.chunk_size(3 << 20, 352, 2), 176);
+        assert_eq!(c.chunk_size(3 << 20, 352, 12), 51);
+        assert_eq!(c.chunk_size(3 << 20, 120, 12), 60);
+    }
+
+    #[test]
+    fn queue_orders() {
+        let mib = 1 << 20;
+        let docs = vec![
+            doc(1, Format::Pdf, 1),
+            doc(2, Format::Pdf, 20 * mib),
+            doc(3, Format::Pdf, 2),
+            doc(4, Format::Pdf, 100 * mib),
+            doc(5, Format::Pdf, 3),
+        ];
+        let ids = |q: VecDeque<QueuedDoc>| q.iter().map(|d| d.id).collect::<Vec<_>>();
+        assert_eq!(ids(order(docs.clone(), Order::Fifo)), [1, 2, 3, 4, 5]);
+        assert_eq!(ids(order(docs.clone(), Order::Largest)), [4, 2, 5, 3, 1]);
+        // small, medium, small, large, small.
+        assert_eq!(ids(order(docs.clone(), Order::Mix)), [5, 2, 3, 4, 1]);
+        // 60/30/10 over a long queue: every window of ten holds six small.
+        let mut many = Vec::new();
+        for i in 0..60 {
+            many.push(doc(i, Format::Pdf, 10));
+            if i < 30 {
+                many.push(doc(100 + i, Format::Pdf, 20 * mib));
+            }
+            if i < 10 {
+                many.push(doc(200 + i, Format::Pdf, 100 * mib));
+            }
+        }
+        let mixed: Vec<_> = order(many, Order::Mix).into();
+        for round in mixed.chunks(10) {
+            let small = round.iter().filter(|d| d.sched_size == 10).count();
+            let large = round.iter().filter(|d| d.sched_size == 100 * mib).count();
+            assert_eq!((small, large), (6, 1));
         }
     }
 

@@ -14,9 +14,10 @@ use thiserror::Error;
 
 use crate::catalog::{
     Catalog, CatalogError, Claim, DiscoverCounts, Finished, Found, QueuedDoc, RetryPolicy,
-    SearchHit, Status,
+    SearchHit, Status, Written,
 };
 use crate::metrics::Snapshot;
+use docmill_protocol::PageRange;
 
 pub use pg::PgStore;
 
@@ -93,8 +94,8 @@ pub trait Store {
         owner: &str,
         lease: Duration,
     ) -> Result<Vec<(i64, Claim)>, StoreError>;
-    /// Extends the leases in `held` whose token still matches; returns the
-    /// documents whose lease was lost.
+    /// Extends the leases in `held` (documents or chunks of them) whose
+    /// token still matches; returns the documents whose lease was lost.
     fn renew(
         &mut self,
         owner: &str,
@@ -102,8 +103,30 @@ pub trait Store {
         lease: Duration,
     ) -> Result<Vec<i64>, StoreError>;
     /// Writes finished jobs; each is all or nothing, and fenced by its
-    /// token. Returns, per job, whether its lease still held.
-    fn commit(&mut self, jobs: &[Finished]) -> Result<Vec<bool>, StoreError>;
+    /// token. Returns, per job, what was written (`Lost`: nothing, the lease
+    /// no longer held; `Merged`: a chunk that ended its document).
+    fn commit(&mut self, jobs: &[Finished]) -> Result<Vec<Written>, StoreError>;
+    /// Whether this store takes page-range chunk jobs (see `split`).
+    fn chunks(&self) -> bool;
+    /// Turns a claimed document into chunk jobs over `ranges`, fenced by
+    /// its lease; false (nothing planned) when the lease was lost.
+    fn split(
+        &mut self,
+        doc: i64,
+        claim: Claim,
+        page_count: u32,
+        ranges: &[PageRange],
+    ) -> Result<bool, StoreError>;
+    /// Undoes a plan whose file changed: the document is pending as a whole.
+    fn unsplit(&mut self, doc: i64) -> Result<(), StoreError>;
+    /// Claims the chunk of `doc` starting at page `first`.
+    fn claim_chunk(
+        &mut self,
+        doc: i64,
+        first: u32,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<Claim>, StoreError>;
     /// Records a new size and modification time for a file that changed
     /// while it was read.
     fn restat(&mut self, doc: i64, size: u64, mtime_ns: i64) -> Result<(), StoreError>;

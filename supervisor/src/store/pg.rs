@@ -12,15 +12,16 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use docmill_protocol::{Format, Outcome};
+use docmill_protocol::{Format, Outcome, PageRange};
 use postgres::error::SqlState;
 use postgres::{Client, NoTls, Transaction};
 
 use super::{Store, StoreError};
+use crate::catalog::chunks::one_line_list;
 use crate::catalog::jobs::FinishedResult;
 use crate::catalog::{
-    now_ms, Claim, DiscoverCounts, ExportPage, Failure, Finished, Found, FoundKind, QueuedDoc,
-    RetryPolicy, SearchHit, Status, HIT_END, HIT_START,
+    now_ms, Claim, DiscoverCounts, ExportPage, Failure, Finished, Found, FoundKind, Merged,
+    QueuedDoc, RetryPolicy, SearchHit, Status, Written, HIT_END, HIT_START,
 };
 use crate::metrics::Snapshot;
 
@@ -123,9 +124,44 @@ CREATE TABLE IF NOT EXISTS attempts (
     engine      TEXT,
     worker_pid  BIGINT,
     started_ms  BIGINT NOT NULL,
-    ended_ms    BIGINT NOT NULL
+    ended_ms    BIGINT NOT NULL,
+    chunk_first BIGINT
 );
 CREATE INDEX IF NOT EXISTS attempts_doc ON attempts(doc_id);
+
+-- Page-range chunk jobs of long PDFs, as in the SQLite catalog: each chunk
+-- has its own lease, so chunks of one document run on any machines; their
+-- pages wait in chunk_pages until the commit that ends the last chunk, on
+-- whichever machine, merges them into pages. Chunk tokens come from one
+-- sequence, so a chunk planned again never accepts a stale job's result.
+CREATE SEQUENCE IF NOT EXISTS chunk_token_seq;
+CREATE TABLE IF NOT EXISTS chunks (
+    doc_id         BIGINT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    first          BIGINT NOT NULL,
+    last           BIGINT NOT NULL,
+    status         TEXT NOT NULL,
+    attempts       BIGINT NOT NULL DEFAULT 0,
+    interrupted    BIGINT NOT NULL DEFAULT 0,
+    outcome        TEXT,
+    reason         TEXT,
+    engine         TEXT,
+    title          TEXT,
+    author         TEXT,
+    language       TEXT,
+    merged         BOOLEAN NOT NULL DEFAULT false,
+    lease_owner    TEXT,
+    lease_token    BIGINT,
+    lease_expires  BIGINT,
+    updated_ms     BIGINT NOT NULL,
+    PRIMARY KEY (doc_id, first)
+);
+CREATE TABLE IF NOT EXISTS chunk_pages (
+    doc_id  BIGINT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    page    BIGINT NOT NULL,
+    text    TEXT NOT NULL,
+    flags   BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (doc_id, page)
+);
 
 CREATE TABLE IF NOT EXISTS samples (
     id      BIGSERIAL PRIMARY KEY,
@@ -206,19 +242,14 @@ fn queued(row: &postgres::Row) -> QueuedDoc {
     let path: Vec<u8> = row.get(1);
     let format: String = row.get(4);
     let format = Format::parse(&format).unwrap_or(Format::Pdf);
-    let size = row.get::<_, i64>(2) as u64;
-    QueuedDoc {
-        id: row.get(0),
-        path: PathBuf::from(OsStr::from_bytes(&path)),
-        size,
-        mtime_ns: row.get(3),
+    QueuedDoc::new(
+        row.get(0),
+        PathBuf::from(OsStr::from_bytes(&path)),
+        row.get::<_, i64>(2) as u64,
+        row.get(3),
         format,
-        attempts: row.get::<_, i64>(5) as u32,
-        engine_idx: 0,
-        engine_notes: Vec::new(),
-        sched_format: format,
-        sched_size: size,
-    }
+        row.get::<_, i64>(5) as u32,
+    )
 }
 
 /// PostgreSQL text cannot hold NUL characters; an engine that emits them
@@ -318,6 +349,8 @@ fn upsert_batch(
             if status != "pending" {
                 tx.execute(&drop_pages, &[&id])?;
             }
+            // A page-range plan was for the old file.
+            forget_plan(tx, id)?;
             tx.execute(
                 &change,
                 &[
@@ -335,6 +368,18 @@ fn upsert_batch(
         } else if status != "pending" && old != "done" {
             tx.execute(&relabel, &[&status, &reason, &run, &now, &id])?;
             counts.unchanged += 1;
+        } else if old == "partial" && (retry.failed || retry.quarantined) {
+            // Only the chunks that failed are tried again.
+            tx.execute(
+                "UPDATE chunks SET status = 'pending', attempts = 0
+                 WHERE doc_id = $1 AND status IN ('failed', 'quarantined')",
+                &[&id],
+            )?;
+            tx.execute(
+                "UPDATE documents SET status = 'split', seen_run = $1 WHERE id = $2",
+                &[&run, &id],
+            )?;
+            counts.requeued += 1;
         } else {
             let again = match old.as_str() {
                 "failed" => retry.failed && status == "pending",
@@ -474,6 +519,254 @@ fn write_one(tx: &mut Transaction<'_>, job: &Finished) -> Result<bool, postgres:
     Ok(row.get::<_, i64>(0) == 1)
 }
 
+fn forget_plan(tx: &mut Transaction<'_>, doc: i64) -> Result<(), postgres::Error> {
+    tx.execute("DELETE FROM chunks WHERE doc_id = $1", &[&doc])?;
+    tx.execute("DELETE FROM chunk_pages WHERE doc_id = $1", &[&doc])?;
+    Ok(())
+}
+
+/// Writes one chunk job's result, fenced by its token; merges the document
+/// when this was its last open chunk. The document's row is locked first:
+/// two machines ending its last two chunks at once would otherwise each
+/// see the other's chunk still open, and neither would merge.
+fn write_chunk(
+    tx: &mut Transaction<'_>,
+    job: &Finished,
+    range: PageRange,
+) -> Result<Written, postgres::Error> {
+    tx.query_opt(
+        "SELECT 1 FROM documents WHERE id = $1 FOR UPDATE",
+        &[&job.doc],
+    )?;
+    let first = i64::from(range.first);
+    let token = job.claim.token;
+    let n = match &job.result {
+        FinishedResult::Done { summary, pages } => {
+            let n = tx.execute(
+                &format!(
+                    "UPDATE chunks SET status = 'done', outcome = 'done', reason = NULL, engine = $1,
+                         title = $2, author = $3, language = $4, lease_owner = NULL,
+                         lease_expires = NULL, updated_ms = {NOW_MS}
+                     WHERE doc_id = $5 AND first = $6 AND lease_token = $7 AND status = 'running'"
+                ),
+                &[
+                    &summary.engine,
+                    &summary.title.as_deref().map(pg_text),
+                    &summary.author.as_deref().map(pg_text),
+                    &summary.language.as_deref().map(pg_text),
+                    &job.doc,
+                    &first,
+                    &token,
+                ],
+            )?;
+            if n == 1 {
+                tx.execute(
+                    "DELETE FROM chunk_pages WHERE doc_id = $1 AND page BETWEEN $2 AND $3",
+                    &[&job.doc, &first, &i64::from(range.last)],
+                )?;
+                let inside: Vec<_> = pages
+                    .iter()
+                    .filter(|(p, _, _)| range.contains(*p))
+                    .collect();
+                let numbers: Vec<i64> = inside.iter().map(|(p, _, _)| i64::from(*p)).collect();
+                let texts: Vec<std::borrow::Cow<'_, str>> =
+                    inside.iter().map(|(_, t, _)| pg_text(t)).collect();
+                let texts: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
+                let flags: Vec<i64> = inside.iter().map(|(_, _, f)| f.bits()).collect();
+                tx.execute(
+                    "INSERT INTO chunk_pages (doc_id, page, text, flags)
+                     SELECT $1, p, t, f FROM unnest($2::bigint[], $3::text[], $4::bigint[]) AS x(p, t, f)",
+                    &[&job.doc, &numbers, &texts, &flags],
+                )?;
+            }
+            n
+        }
+        FinishedResult::Failed {
+            outcome,
+            reason,
+            status,
+            counts,
+        } => tx.execute(
+            &format!(
+                "UPDATE chunks SET status = $1, outcome = $2, reason = $3, attempts = attempts + $4,
+                     lease_owner = NULL, lease_expires = NULL, updated_ms = {NOW_MS}
+                 WHERE doc_id = $5 AND first = $6 AND lease_token = $7 AND status = 'running'"
+            ),
+            &[
+                status,
+                &outcome.as_str(),
+                &pg_text(reason).as_ref(),
+                &i64::from(*counts),
+                &job.doc,
+                &first,
+                &token,
+            ],
+        )?,
+        FinishedResult::Released => tx.execute(
+            &format!(
+                "UPDATE chunks SET status = 'pending', lease_owner = NULL, lease_expires = NULL,
+                     updated_ms = {NOW_MS}
+                 WHERE doc_id = $1 AND first = $2 AND lease_token = $3 AND status = 'running'"
+            ),
+            &[&job.doc, &first, &token],
+        )?,
+    };
+    if n == 0 {
+        return Ok(Written::Lost);
+    }
+    if matches!(job.result, FinishedResult::Released) {
+        return Ok(Written::Held);
+    }
+    let (outcome, reason, engine) = match &job.result {
+        FinishedResult::Done { summary, .. } => {
+            (Outcome::Done, None, Some(summary.engine.as_str()))
+        }
+        FinishedResult::Failed {
+            outcome, reason, ..
+        } => (*outcome, Some(pg_text(reason)), None),
+        FinishedResult::Released => return Ok(Written::Held),
+    };
+    tx.execute(
+        "INSERT INTO attempts (doc_id, run_id, attempt, outcome, reason, engine, worker_pid, started_ms, ended_ms, chunk_first)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        &[
+            &job.doc,
+            &job.run,
+            &i64::from(job.attempt),
+            &outcome.as_str(),
+            &reason,
+            &engine,
+            &i64::from(job.worker_pid),
+            &job.started_ms,
+            &job.ended_ms,
+            &first,
+        ],
+    )?;
+    Ok(match merge(tx, job.doc)? {
+        Some(m) => Written::Merged(m),
+        None => Written::Held,
+    })
+}
+
+/// If every chunk of `doc` has ended, moves their pages into the index in
+/// page order and sets the document's final status (as the SQLite
+/// catalog's merge does).
+fn merge(tx: &mut Transaction<'_>, doc: i64) -> Result<Option<Merged>, postgres::Error> {
+    let open: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM chunks WHERE doc_id = $1
+               AND status NOT IN ('done', 'failed', 'quarantined')",
+            &[&doc],
+        )?
+        .get(0);
+    let split = tx
+        .query_opt(
+            "SELECT 1 FROM documents WHERE id = $1 AND status = 'split'",
+            &[&doc],
+        )?
+        .is_some();
+    if open > 0 || !split {
+        return Ok(None);
+    }
+    let chunks = tx.query(
+        "SELECT first, last, status, outcome, reason, engine, title, author, language
+         FROM chunks WHERE doc_id = $1 ORDER BY first",
+        &[&doc],
+    )?;
+    let status_of = |r: &postgres::Row| r.get::<_, String>(2);
+    let done: Vec<&postgres::Row> = chunks.iter().filter(|r| status_of(r) == "done").collect();
+    let failed: Vec<&postgres::Row> = chunks.iter().filter(|r| status_of(r) != "done").collect();
+    let failed_text: Vec<String> = failed
+        .iter()
+        .map(|r| {
+            format!(
+                "pages {}-{}: {}",
+                r.get::<_, i64>(0),
+                r.get::<_, i64>(1),
+                r.get::<_, Option<String>>(4)
+                    .unwrap_or_else(|| "failed".to_string())
+            )
+        })
+        .collect();
+    let first_outcome = || {
+        failed[0]
+            .get::<_, Option<String>>(3)
+            .unwrap_or_else(|| Outcome::ExtractFailed.as_str().to_string())
+    };
+    if done.is_empty() {
+        // Nothing of it could be read: the document fails as a whole.
+        let status = if failed.iter().any(|r| status_of(r) == "quarantined") {
+            "quarantined"
+        } else {
+            "failed"
+        };
+        tx.execute(
+            &format!(
+                "UPDATE documents SET status = $1, outcome = $2, reason = $3, updated_ms = {NOW_MS}
+                 WHERE id = $4"
+            ),
+            &[
+                &status,
+                &first_outcome(),
+                &one_line_list("every chunk failed", &failed_text),
+                &doc,
+            ],
+        )?;
+        return Ok(Some(Merged { status, pages: 0 }));
+    }
+    // Pages of an older text of the file (or of a chunk merged before, in
+    // a partial document retried) give way to the new ones.
+    tx.execute(
+        "DELETE FROM pages WHERE doc_id = $1 AND NOT EXISTS (
+             SELECT 1 FROM chunks c WHERE c.doc_id = $1 AND c.merged
+               AND pages.page BETWEEN c.first AND c.last)",
+        &[&doc],
+    )?;
+    let pages = tx.execute(
+        "INSERT INTO pages (doc_id, page, text, flags)
+         SELECT doc_id, page, text, flags FROM chunk_pages WHERE doc_id = $1 ORDER BY page",
+        &[&doc],
+    )?;
+    tx.execute("DELETE FROM chunk_pages WHERE doc_id = $1", &[&doc])?;
+    tx.execute(
+        "UPDATE chunks SET merged = true WHERE doc_id = $1 AND status = 'done'",
+        &[&doc],
+    )?;
+    let mut engines: Vec<String> = done
+        .iter()
+        .filter_map(|r| r.get::<_, Option<String>>(5))
+        .collect();
+    engines.dedup();
+    let head = done[0];
+    let (status, outcome, reason) = if failed.is_empty() {
+        ("done", "done".to_string(), None)
+    } else {
+        (
+            "partial",
+            first_outcome(),
+            Some(one_line_list("some pages failed", &failed_text)),
+        )
+    };
+    tx.execute(
+        &format!(
+            "UPDATE documents SET status = $1, outcome = $2, reason = $3, engine = $4, title = $5,
+                 author = $6, language = $7, updated_ms = {NOW_MS}
+             WHERE id = $8"
+        ),
+        &[
+            &status,
+            &outcome,
+            &reason,
+            &engines.join("+"),
+            &head.get::<_, Option<String>>(6),
+            &head.get::<_, Option<String>>(7),
+            &head.get::<_, Option<String>>(8),
+            &doc,
+        ],
+    )?;
+    Ok(Some(Merged { status, pages }))
+}
+
 impl Store for PgStore {
     fn begin_run(&mut self, owner: &str, options: &str) -> Result<i64, StoreError> {
         let row = self.client.query_one(
@@ -553,7 +846,28 @@ impl Store for PgStore {
             ),
             &[],
         )?;
-        Ok(rows.iter().map(queued).collect())
+        let mut docs: Vec<QueuedDoc> = rows.iter().map(queued).collect();
+        let chunks = self.client.query(
+            &format!(
+                "SELECT d.id, d.path, d.size, d.mtime_ns, d.format, c.attempts, c.first, c.last,
+                        coalesce(d.page_count, 0)
+                 FROM chunks c JOIN documents d ON d.id = c.doc_id
+                 WHERE d.status = 'split'
+                   AND (c.status = 'pending' OR (c.status = 'running' AND c.lease_expires < {NOW_MS}))
+                 ORDER BY d.path, c.first"
+            ),
+            &[],
+        )?;
+        for r in &chunks {
+            let mut doc = queued(r);
+            doc.page_total = r.get::<_, i64>(8) as u32;
+            doc.set_chunk(PageRange {
+                first: r.get::<_, i64>(6) as u32,
+                last: r.get::<_, i64>(7) as u32,
+            });
+            docs.push(doc);
+        }
+        Ok(docs)
     }
 
     fn claim(
@@ -607,18 +921,144 @@ impl Store for PgStore {
             ),
             &[&(lease.as_millis() as i64), &ids, &tokens, &owner],
         )?;
-        let kept: std::collections::HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
+        let chunk_rows = self.client.query(
+            &format!(
+                "UPDATE chunks c SET lease_expires = {NOW_MS} + $1
+                 FROM unnest($2::bigint[], $3::bigint[]) AS h(id, token)
+                 WHERE c.doc_id = h.id AND c.lease_token = h.token AND c.status = 'running'
+                   AND c.lease_owner = $4
+                 RETURNING c.doc_id"
+            ),
+            &[&(lease.as_millis() as i64), &ids, &tokens, &owner],
+        )?;
+        let kept: std::collections::HashSet<i64> =
+            rows.iter().chain(&chunk_rows).map(|r| r.get(0)).collect();
         Ok(ids.into_iter().filter(|id| !kept.contains(id)).collect())
     }
 
-    fn commit(&mut self, jobs: &[Finished]) -> Result<Vec<bool>, StoreError> {
+    fn commit(&mut self, jobs: &[Finished]) -> Result<Vec<Written>, StoreError> {
+        // Rows are locked in document order, so two machines' batches that
+        // share split documents cannot deadlock; should the server still
+        // cancel one (it may), the whole batch is tried again: it is all or
+        // nothing.
+        let mut order: Vec<usize> = (0..jobs.len()).collect();
+        order.sort_by_key(|&i| (jobs[i].doc, jobs[i].chunk.map(|r| r.first)));
+        let mut tries = 0;
+        loop {
+            let mut tx = self.client.transaction()?;
+            let mut out = vec![Written::Lost; jobs.len()];
+            let mut failed = None;
+            for &i in &order {
+                let job = &jobs[i];
+                let written = match job.chunk {
+                    Some(range) => write_chunk(&mut tx, job, range),
+                    None => write_one(&mut tx, job).map(|held| {
+                        if held {
+                            Written::Held
+                        } else {
+                            Written::Lost
+                        }
+                    }),
+                };
+                match written {
+                    Ok(w) => out[i] = w,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            match failed {
+                None => {
+                    tx.commit()?;
+                    return Ok(out);
+                }
+                Some(e) if retryable(&e) && tries < 5 => {
+                    tries += 1;
+                    drop(tx);
+                }
+                Some(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn chunks(&self) -> bool {
+        true
+    }
+
+    fn split(
+        &mut self,
+        doc: i64,
+        claim: Claim,
+        page_count: u32,
+        ranges: &[PageRange],
+    ) -> Result<bool, StoreError> {
         let mut tx = self.client.transaction()?;
-        let mut held = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            held.push(write_one(&mut tx, job)?);
+        let n = tx.execute(
+            &format!(
+                "UPDATE documents SET status = 'split', page_count = $1, outcome = NULL,
+                     reason = NULL, lease_owner = NULL, lease_expires = NULL,
+                     updated_ms = {NOW_MS}
+                 WHERE id = $2 AND lease_token = $3 AND status = 'running'"
+            ),
+            &[&i64::from(page_count), &doc, &claim.token],
+        )?;
+        if n == 1 {
+            forget_plan(&mut tx, doc)?;
+            let firsts: Vec<i64> = ranges.iter().map(|r| i64::from(r.first)).collect();
+            let lasts: Vec<i64> = ranges.iter().map(|r| i64::from(r.last)).collect();
+            tx.execute(
+                &format!(
+                    "INSERT INTO chunks (doc_id, first, last, status, updated_ms)
+                     SELECT $1, f, l, 'pending', {NOW_MS}
+                     FROM unnest($2::bigint[], $3::bigint[]) AS x(f, l)"
+                ),
+                &[&doc, &firsts, &lasts],
+            )?;
         }
         tx.commit()?;
-        Ok(held)
+        Ok(n == 1)
+    }
+
+    fn unsplit(&mut self, doc: i64) -> Result<(), StoreError> {
+        let mut tx = self.client.transaction()?;
+        forget_plan(&mut tx, doc)?;
+        tx.execute(
+            &format!(
+                "UPDATE documents SET status = 'pending', updated_ms = {NOW_MS}
+                 WHERE id = $1 AND status = 'split'"
+            ),
+            &[&doc],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn claim_chunk(
+        &mut self,
+        doc: i64,
+        first: u32,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<Claim>, StoreError> {
+        // As for documents: an expired lease is taken back, counted as
+        // interrupted.
+        let row = self.client.query_opt(
+            &format!(
+                "UPDATE chunks c SET status = 'running', lease_owner = $1,
+                     lease_token = nextval('chunk_token_seq'), lease_expires = {NOW_MS} + $2,
+                     interrupted = c.interrupted + (c.status = 'running')::int
+                 WHERE (c.doc_id, c.first) IN (
+                     SELECT doc_id, first FROM chunks
+                     WHERE doc_id = $3 AND first = $4
+                       AND (status = 'pending' OR (status = 'running' AND lease_expires < {NOW_MS}))
+                     FOR UPDATE SKIP LOCKED)
+                   AND EXISTS (SELECT 1 FROM documents WHERE id = $3 AND status = 'split')
+                 RETURNING c.lease_token"
+            ),
+            &[&owner, &(lease.as_millis() as i64), &doc, &i64::from(first)],
+        )?;
+        Ok(row.map(|r| Claim { token: r.get(0) }))
     }
 
     fn restat(&mut self, doc: i64, size: u64, mtime_ns: i64) -> Result<(), StoreError> {
@@ -642,7 +1082,7 @@ impl Store for PgStore {
         let n: i64 = self
             .client
             .query_one(
-                "SELECT count(*) FROM documents WHERE seen_run = $1 AND status IN ('failed', 'quarantined')",
+                "SELECT count(*) FROM documents WHERE seen_run = $1 AND status IN ('failed', 'quarantined', 'partial')",
                 &[&run],
             )?
             .get(0);
@@ -654,9 +1094,12 @@ impl Store for PgStore {
             .client
             .query_one(
                 &format!(
-                    "SELECT count(*) FROM documents
-                     WHERE status = 'running' AND lease_owner IS DISTINCT FROM $1
-                       AND lease_expires >= {NOW_MS}"
+                    "SELECT (SELECT count(*) FROM documents
+                             WHERE status = 'running' AND lease_owner IS DISTINCT FROM $1
+                               AND lease_expires >= {NOW_MS})
+                          + (SELECT count(*) FROM chunks
+                             WHERE status = 'running' AND lease_owner IS DISTINCT FROM $1
+                               AND lease_expires >= {NOW_MS})"
                 ),
                 &[&owner],
             )?
@@ -703,6 +1146,8 @@ impl Store for PgStore {
             "unsupported",
             "quarantined",
             "skipped",
+            "partial",
+            "split",
         ] {
             status.documents.insert(s.to_string(), 0);
         }
@@ -721,7 +1166,8 @@ impl Store for PgStore {
         status.interrupted = self
             .client
             .query_one(
-                "SELECT coalesce(sum(interrupted), 0)::bigint FROM documents",
+                "SELECT ((SELECT coalesce(sum(interrupted), 0) FROM documents)
+                       + (SELECT coalesce(sum(interrupted), 0) FROM chunks))::bigint",
                 &[],
             )?
             .get::<_, i64>(0) as u64;
@@ -729,7 +1175,7 @@ impl Store for PgStore {
             .client
             .query(
                 "SELECT display_path, status, outcome, coalesce(reason, ''), attempts FROM documents
-                 WHERE status IN ('failed', 'quarantined', 'skipped')
+                 WHERE status IN ('failed', 'quarantined', 'skipped', 'partial')
                     OR (status = 'pending' AND reason IS NOT NULL)
                  ORDER BY path",
                 &[],
@@ -753,7 +1199,7 @@ impl Store for PgStore {
         let portal = tx.bind(
             "SELECT d.display_path, p.page, p.text FROM pages p
              JOIN documents d ON d.id = p.doc_id
-             WHERE d.status = 'done'
+             WHERE d.status IN ('done', 'partial')
              ORDER BY d.path, p.page",
             &[],
         )?;

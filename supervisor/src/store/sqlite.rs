@@ -12,9 +12,10 @@ use rusqlite::params;
 use super::{Store, StoreError};
 use crate::catalog::{
     now_ms, Catalog, CatalogError, Claim, DiscoverCounts, ExportError, Finished, Found, QueuedDoc,
-    RetryPolicy, SearchHit, Status,
+    RetryPolicy, SearchHit, Status, Written,
 };
 use crate::metrics::Snapshot;
+use docmill_protocol::PageRange;
 
 impl Store for Catalog {
     fn begin_run(&mut self, owner: &str, options: &str) -> Result<i64, StoreError> {
@@ -46,14 +47,18 @@ impl Store for Catalog {
 
     fn pending(&mut self) -> Result<Vec<QueuedDoc>, StoreError> {
         // Expired leases are offered again, as the shared store does.
-        self.connection()
-            .execute(
-                "UPDATE documents SET status = 'pending', interrupted = interrupted + 1,
-                     lease_owner = NULL, lease_expires = NULL
-                 WHERE status = 'running' AND lease_expires < ?1",
-                params![now_ms()],
-            )
-            .map_err(CatalogError::from)?;
+        for table in ["documents", "chunks"] {
+            self.connection()
+                .execute(
+                    &format!(
+                        "UPDATE {table} SET status = 'pending', interrupted = interrupted + 1,
+                             lease_owner = NULL, lease_expires = NULL
+                         WHERE status = 'running' AND lease_expires < ?1"
+                    ),
+                    params![now_ms()],
+                )
+                .map_err(CatalogError::from)?;
+        }
         Ok(Catalog::pending(self)?)
     }
 
@@ -106,18 +111,28 @@ impl Store for Catalog {
             .map_err(CatalogError::from)?;
         let mut lost = Vec::new();
         {
-            let mut stmt = tx
+            // A chunk job's claim names its document and a token from the
+            // chunks' own sequence; a split document is not `running`.
+            let mut docs = tx
                 .prepare_cached(
                     "UPDATE documents SET lease_expires = ?1
                      WHERE id = ?2 AND lease_token = ?3 AND status = 'running'",
                 )
                 .map_err(CatalogError::from)?;
+            let mut chunks = tx
+                .prepare_cached(
+                    "UPDATE chunks SET lease_expires = ?1
+                     WHERE doc_id = ?2 AND lease_token = ?3 AND status = 'running'",
+                )
+                .map_err(CatalogError::from)?;
             for (id, claim) in held {
-                if stmt
+                let n = docs
                     .execute(params![expires, id, claim.token])
                     .map_err(CatalogError::from)?
-                    == 0
-                {
+                    + chunks
+                        .execute(params![expires, id, claim.token])
+                        .map_err(CatalogError::from)?;
+                if n == 0 {
                     lost.push(*id);
                 }
             }
@@ -126,8 +141,46 @@ impl Store for Catalog {
         Ok(lost)
     }
 
-    fn commit(&mut self, jobs: &[Finished]) -> Result<Vec<bool>, StoreError> {
+    fn commit(&mut self, jobs: &[Finished]) -> Result<Vec<Written>, StoreError> {
         Ok(Catalog::commit(self, jobs)?)
+    }
+
+    fn chunks(&self) -> bool {
+        true
+    }
+
+    fn split(
+        &mut self,
+        doc: i64,
+        claim: Claim,
+        page_count: u32,
+        ranges: &[PageRange],
+    ) -> Result<bool, StoreError> {
+        Ok(Catalog::split(self, doc, claim, page_count, ranges)?)
+    }
+
+    fn unsplit(&mut self, doc: i64) -> Result<(), StoreError> {
+        Ok(Catalog::unsplit(self, doc)?)
+    }
+
+    fn claim_chunk(
+        &mut self,
+        doc: i64,
+        first: u32,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<Claim>, StoreError> {
+        let now = now_ms();
+        self.connection()
+            .execute(
+                "UPDATE chunks SET status = 'pending', interrupted = interrupted + 1,
+                     lease_owner = NULL, lease_expires = NULL
+                 WHERE doc_id = ?1 AND first = ?2 AND status = 'running' AND lease_expires < ?3",
+                params![doc, first, now],
+            )
+            .map_err(CatalogError::from)?;
+        let expires = now + lease.as_millis() as i64;
+        Ok(Catalog::claim_chunk(self, doc, first, owner, expires)?)
     }
 
     fn restat(&mut self, doc: i64, size: u64, mtime_ns: i64) -> Result<(), StoreError> {

@@ -127,8 +127,16 @@ impl Drop for Guard {
 }
 
 fn spawn(tool: &str, cmd: &mut Command) -> Result<(Guard, JoinHandle<Stderr>), WorkerFailure> {
+    spawn_with(tool, cmd, Stdio::piped())
+}
+
+fn spawn_with(
+    tool: &str,
+    cmd: &mut Command,
+    stdout: Stdio,
+) -> Result<(Guard, JoinHandle<Stderr>), WorkerFailure> {
     cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(stdout)
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| spawn_failure(tool, &e))?;
     let stderr = child.stderr.take();
@@ -274,6 +282,61 @@ pub fn pages_to_sink(
     })?;
     // Bytes after the last form feed are a newline, or the start of a page
     // the child did not finish: that page counts as not sent.
+    Ok((finished, next - first))
+}
+
+/// How often [`pages_from_files`] looks for the next page's file.
+const PAGE_FILE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// The file a tool told `-o DIR/p%d.txt` writes page `page` to.
+pub fn page_file(dir: &Path, page: u32) -> PathBuf {
+    dir.join(format!("p{page}.txt"))
+}
+
+/// Runs a command that writes each page to its own file (see
+/// [`page_file`]) and streams the pages `first..=last` into `sink` in order:
+/// page N is read (and its file removed) once page N+1's file exists or the
+/// child has ended. One file per page is the only unambiguous page boundary
+/// for a tool whose text may itself hold form feeds. Returns how the child
+/// ended and how many pages were sent.
+pub fn pages_from_files(
+    tool: &str,
+    cmd: &mut Command,
+    dir: &Path,
+    first: u32,
+    last: u32,
+    sink: &mut dyn PageSink,
+) -> Result<(Finished, u32), WorkerFailure> {
+    let (mut guard, reader) = spawn_with(tool, cmd, Stdio::null())?;
+    let mut next = first;
+    loop {
+        let ended = match guard.child.as_mut().map(Child::try_wait) {
+            Some(Ok(Some(_))) | None => true,
+            Some(Ok(None)) => false,
+            Some(Err(e)) => return Err(io_failure(&format!("cannot wait for {tool}"), &e)),
+        };
+        while next <= last {
+            let this = page_file(dir, next);
+            if !(page_file(dir, next + 1).exists() || ended && this.exists()) {
+                break;
+            }
+            let bytes = std::fs::read(&this)
+                .map_err(|e| io_failure(&format!("cannot read {tool}'s page"), &e))?;
+            // Every finished page ends with a form feed and a newline; a
+            // file without them is a page the tool did not finish.
+            let Some(text) = bytes.strip_suffix(b"\x0c\n") else {
+                break;
+            };
+            sink.page(next, page_text(text), PageFlags::default());
+            let _ = std::fs::remove_file(&this);
+            next += 1;
+        }
+        if ended {
+            break;
+        }
+        thread::sleep(PAGE_FILE_POLL);
+    }
+    let finished = finish(tool, guard, reader)?;
     Ok((finished, next - first))
 }
 

@@ -38,6 +38,13 @@ pub const MUPDF_INPROC_MISSING: &str = "this docmill was built without the mupdf
 /// Where an engine puts pages, in page order, as soon as each is ready.
 pub trait PageSink {
     fn page(&mut self, page: u32, text: String, flags: PageFlags);
+
+    /// Told the document's page count once it is known, before the first
+    /// page. An error ends the job there (the job asked for documents this
+    /// long to be split rather than extracted).
+    fn page_count(&mut self, _pages: u32) -> Result<(), WorkerFailure> {
+        Ok(())
+    }
 }
 
 /// Extracts `job` with the engine it names.
@@ -96,6 +103,10 @@ impl PageSink for Judged<'_> {
     fn page(&mut self, page: u32, text: String, flags: PageFlags) {
         self.stats.add(&text);
         self.inner.page(page, text, flags);
+    }
+
+    fn page_count(&mut self, pages: u32) -> Result<(), WorkerFailure> {
+        self.inner.page_count(pages)
     }
 }
 

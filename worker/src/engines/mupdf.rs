@@ -10,7 +10,7 @@ use std::process::Command;
 use docmill_protocol::{DocSummary, PageFlags, PageRange, WorkerFailure};
 
 use super::child::{self, Finished, Meta};
-use super::{deterministic, pdf_builtin, PageSink};
+use super::{deterministic, io_failure, pdf_builtin, PageSink};
 
 pub const NAME: &str = "mupdf";
 pub const PROGRAM: &str = "mutool";
@@ -27,6 +27,7 @@ pub fn extract(
 ) -> Result<DocSummary, WorkerFailure> {
     let file = child::file_arg(path);
     let meta = metadata(&file)?;
+    sink.page_count(meta.page_count)?;
     let (first, last) = super::clamp_range(range, meta.page_count)?;
 
     // mutool exits 1 after errors it recovered from page by page; every page
@@ -37,12 +38,23 @@ pub fn extract(
     let mut lost = 0u32;
     let mut lost_in_a_row = 0u32;
     let mut first_loss = None;
+    // One file per page: mutool passes a font's control characters through,
+    // form feeds included, so its single text stream has no reliable page
+    // boundary. The folder goes with the job (and a killed worker's with the
+    // run's scratch folder, which the supervisor removes).
+    let pages_dir = tempfile::Builder::new()
+        .prefix("docmill-mutool-")
+        .tempdir()
+        .map_err(|e| io_failure("cannot make a folder for mutool's pages", &e))?;
+    let pattern = pages_dir.path().join("p%d.txt");
     while next <= last {
         let mut cmd = Command::new(PROGRAM);
-        cmd.args(["draw", "-q", "-F", "txt", "-o", "-"])
+        cmd.args(["draw", "-q", "-F", "txt", "-o"])
+            .arg(&pattern)
             .arg(&file)
             .arg(format!("{next}-{last}"));
-        let (finished, sent) = child::pages_to_sink(PROGRAM, &mut cmd, next, last, sink)?;
+        let (finished, sent) =
+            child::pages_from_files(PROGRAM, &mut cmd, pages_dir.path(), next, last, sink)?;
         if finished.stderr.contains("cannot authenticate password") {
             return Err(deterministic("password required".to_string()));
         }

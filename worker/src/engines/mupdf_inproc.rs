@@ -52,6 +52,7 @@ pub fn extract(
             )))
         }
     };
+    sink.page_count(meta.page_count)?;
     let (first, last) = super::clamp_range(range, meta.page_count)?;
 
     let wanted = last - first + 1;

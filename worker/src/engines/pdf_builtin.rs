@@ -28,6 +28,7 @@ pub fn extract(
     if page_count == 0 {
         return Err(deterministic("the PDF has no pages".to_string()));
     }
+    sink.page_count(page_count)?;
     let (title, author) = info_strings(&doc);
 
     // Page numbers in the trimmed document start again at 1: `first` maps

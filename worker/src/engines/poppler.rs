@@ -22,6 +22,7 @@ pub fn extract(
 ) -> Result<DocSummary, WorkerFailure> {
     let file = child::file_arg(path);
     let meta = metadata(&file)?;
+    sink.page_count(meta.page_count)?;
     let (first, last) = super::clamp_range(range, meta.page_count)?;
 
     let mut cmd = Command::new(PROGRAM);

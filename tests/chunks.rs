@@ -1,0 +1,251 @@
+//! Page-range chunk jobs: a massive PDF split across workers gives exactly
+//! the text of the same file extracted whole, survives a supervisor SIGKILL
+//! with only the missing chunks redone, and a chunk that keeps failing
+//! costs only its pages (a `partial` document that names them).
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{corpus, mockdoc, wait_until, workers, Env};
+
+/// The corpus's 12,000-page PDF, built with its script into `dir`.
+fn massive(dir: &std::path::Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let out = dir.join("massive.pdf");
+    let status = Command::new(corpus().join("make-massive.sh"))
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run make-massive.sh (needs qpdf)");
+    assert!(status.success(), "make-massive.sh failed");
+    out
+}
+
+/// Status and page count of one document, by file name.
+fn doc_pages(env: &Env, name: &str) -> (String, u32) {
+    env.sql()
+        .query_row(
+            "SELECT status, coalesce(page_count, 0) FROM documents WHERE display_path LIKE '%/' || ?1",
+            [name],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap_or_else(|e| panic!("no document {name}: {e}"))
+}
+
+fn count(env: &Env, sql: &str) -> i64 {
+    env.sql().query_row(sql, [], |r| r.get(0)).unwrap_or(0)
+}
+
+#[test]
+fn massive_pdf_chunked_equals_whole_and_resumes_after_sigkill() {
+    let whole = Env::new();
+    let lib = whole.path("lib");
+    massive(&lib);
+    let common_args = ["--workers", "2", "--pdf-engine", "mupdf", "-q"];
+
+    // The reference: the same file extracted in one job.
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"index", &lib];
+    args.extend(common_args.iter().map(|a| a as &dyn AsRef<std::ffi::OsStr>));
+    args.push(&"--no-chunking");
+    whole.run(&args).assert_code(0);
+    assert_eq!(count(&whole, "SELECT count(*) FROM chunks"), 0);
+    assert_eq!(count(&whole, "SELECT count(*) FROM pages"), 12_000);
+    let reference = whole.export();
+    whole.assert_no_leftovers();
+
+    // Chunked across two workers, killed part-way, then resumed.
+    let env = Env::new();
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"index", &lib];
+    args.extend(common_args.iter().map(|a| a as &dyn AsRef<std::ffi::OsStr>));
+    let mut child = env.spawn(&args);
+    let some_done = wait_until(Duration::from_secs(120), || {
+        env.db.exists() && count(&env, "SELECT count(*) FROM chunks WHERE status = 'done'") >= 4
+    });
+    assert!(some_done, "no chunk finished");
+    let killed_pid = child.id();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || workers(&env).is_empty()),
+        "workers outlived the supervisor"
+    );
+    let chunks = count(&env, "SELECT count(*) FROM chunks");
+    assert_eq!(chunks, 24, "12,000 pages in chunks of 500");
+    let done_before: HashSet<i64> = {
+        let db = env.sql();
+        let mut stmt = db
+            .prepare("SELECT first FROM chunks WHERE status = 'done'")
+            .unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    assert!(done_before.len() < 24, "the run finished before the kill");
+    // Nothing of the document is searchable before every chunk is done.
+    assert_eq!(count(&env, "SELECT count(*) FROM pages"), 0);
+
+    env.run(&args).assert_code(0);
+    env.assert_no_leftovers();
+    // The killed run's scratch folder (its workers' temporary files) was
+    // removed by the resumed one.
+    let scratch = format!("docmill-run-{killed_pid}-");
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&scratch))
+        .collect();
+    assert!(left.is_empty(), "scratch folders left: {left:?}");
+    assert!(
+        env.export() == reference,
+        "the chunked export differs from the whole-document export"
+    );
+    assert_eq!(count(&env, "SELECT count(*) FROM chunk_pages"), 0);
+    // Every chunk was done exactly once: the ones done before the kill
+    // were not redone.
+    let done_attempts: BTreeMap<i64, (i64, i64)> = {
+        let db = env.sql();
+        let mut stmt = db
+            .prepare(
+                "SELECT chunk_first, count(*), min(run_id) FROM attempts
+                 WHERE outcome = 'done' GROUP BY chunk_first",
+            )
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+            .unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    assert_eq!(done_attempts.len(), 24);
+    for (first, (n, run)) in &done_attempts {
+        assert_eq!(*n, 1, "chunk at page {first} was done {n} times");
+        if done_before.contains(first) {
+            assert_eq!(*run, 1, "chunk at page {first} was redone after the resume");
+        }
+    }
+    // Two workers shared the document.
+    assert!(
+        count(
+            &env,
+            "SELECT count(DISTINCT worker_pid) FROM attempts WHERE chunk_first IS NOT NULL"
+        ) >= 2
+    );
+    let (status, pages) = doc_pages(&env, "massive.pdf");
+    assert_eq!((status.as_str(), pages), ("done", 12_000));
+}
+
+#[test]
+fn a_failing_chunk_costs_only_its_pages() {
+    let env = Env::new();
+    let lib = env.path("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    mockdoc(&lib, "partial", "pages 12000\nfail_pages 5001-5001\n");
+    mockdoc(&lib, "hopeless", "pages 12000\nfail_pages 1-12000\n");
+    // Every chunk crashes its worker once, then succeeds.
+    mockdoc(
+        &lib,
+        "crashy",
+        "pages 12000\non_attempt 1\nsegfault\non_attempt 2\n",
+    );
+    let r = env.run(&[
+        &"index",
+        &lib,
+        &"--allow-mock-docs",
+        &"--workers",
+        &"2",
+        &"--chunk-pages",
+        &"2000",
+        &"-q",
+    ]);
+    r.assert_code(1);
+    env.assert_no_leftovers();
+
+    let (status, pages) = doc_pages(&env, "partial.mockdoc");
+    assert_eq!((status.as_str(), pages), ("partial", 12_000));
+    let (status, _) = doc_pages(&env, "hopeless.mockdoc");
+    assert_eq!(status, "failed");
+    let (status, pages) = doc_pages(&env, "crashy.mockdoc");
+    assert_eq!((status.as_str(), pages), ("done", 12_000));
+    // Each chunk of the crashy document crashed once and was done once.
+    let crashy: Vec<(i64, i64)> = {
+        let db = env.sql();
+        let mut stmt = db
+            .prepare(
+                "SELECT a.chunk_first, count(*) FROM attempts a JOIN documents d ON d.id = a.doc_id
+                 WHERE d.display_path LIKE '%crashy.mockdoc' GROUP BY a.chunk_first",
+            )
+            .unwrap();
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    assert_eq!(crashy.len(), 6);
+    assert!(crashy.iter().all(|(_, n)| *n == 2), "{crashy:?}");
+
+    // `status` names the failed pages in one line; the other pages are
+    // searchable and exported.
+    let status = env.status();
+    let failures = status["failures"].as_array().unwrap();
+    let partial = failures
+        .iter()
+        .find(|f| f["path"].as_str().unwrap().ends_with("partial.mockdoc"))
+        .expect("the partial document is listed");
+    assert_eq!(partial["status"], "partial");
+    let reason = partial["reason"].as_str().unwrap();
+    assert!(reason.contains("pages 4001-6000"), "{reason}");
+    assert!(!reason.contains('\n'));
+    let hopeless = failures
+        .iter()
+        .find(|f| f["path"].as_str().unwrap().ends_with("hopeless.mockdoc"))
+        .unwrap();
+    assert!(hopeless["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("every chunk failed"));
+    let export = String::from_utf8(env.export()).unwrap();
+    let partial_pages: Vec<u32> = export
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["path"].as_str().unwrap().ends_with("partial.mockdoc"))
+        .map(|v| v["page"].as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(partial_pages.len(), 10_000);
+    assert!(partial_pages.iter().all(|p| !(4001..=6000).contains(p)));
+    let hits = env.run(&[&"search", &"--json", &"\"mock page 7777 of partial\""]);
+    hits.assert_code(0);
+    assert!(hits.stdout().contains("\"page\":7777"), "{}", hits.dump());
+}
+
+#[test]
+fn a_long_document_at_the_end_is_shared_by_idle_workers() {
+    for chunking in [true, false] {
+        let env = Env::new();
+        let lib = env.path("lib");
+        std::fs::create_dir_all(&lib).unwrap();
+        mockdoc(&lib, "book", "pages 400\nsleep_ms 200\n");
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+            &"index",
+            &lib,
+            &"--allow-mock-docs",
+            &"--workers",
+            &"2",
+            &"-q",
+        ];
+        if !chunking {
+            args.push(&"--no-chunking");
+        }
+        env.run(&args).assert_code(0);
+        env.assert_no_leftovers();
+        let (status, pages) = doc_pages(&env, "book.mockdoc");
+        assert_eq!((status.as_str(), pages), ("done", 400));
+        let chunks = count(&env, "SELECT count(*) FROM chunks");
+        let pids = count(&env, "SELECT count(DISTINCT worker_pid) FROM attempts");
+        if chunking {
+            // Alone in the queue with two workers: one chunk each.
+            assert_eq!((chunks, pids), (2, 2));
+        } else {
+            assert_eq!((chunks, pids), (0, 1));
+        }
+        assert_eq!(count(&env, "SELECT count(*) FROM pages"), 400);
+    }
+}
