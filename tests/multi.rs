@@ -1,9 +1,10 @@
 //! Several supervisors, one PostgreSQL database: real `docmill index`
 //! processes with real workers over mock documents and real corpus PDFs.
 //! One supervisor is killed, another stopped past its lease; the survivors
-//! finish everything, the lost leases count as interrupted once each, the
-//! stopped one writes nothing when it wakes, and the result equals a
-//! single-machine SQLite run.
+//! finish everything (long documents as page-range chunks spread over the
+//! machines), the lost leases count as interrupted once each, the stopped
+//! one writes nothing when it wakes, and the result equals a single-machine
+//! SQLite run.
 
 mod common;
 
@@ -19,6 +20,10 @@ use common::*;
 
 const MOCKS: usize = 36;
 const MOCK_PAGES: i64 = 10;
+/// Long mock documents, split into chunks of `CHUNK_PAGES`.
+const LONG: usize = 2;
+const LONG_PAGES: i64 = 120;
+const CHUNK_PAGES: i64 = 20;
 
 /// The library: mock documents that take a while, and small real PDFs.
 struct Library {
@@ -39,6 +44,14 @@ fn library() -> Library {
             &format!("sleep_ms 400\npages {MOCK_PAGES}\n"),
         );
         pages.insert(p.to_string_lossy().into_owned(), MOCK_PAGES);
+    }
+    for i in 0..LONG {
+        let p = mockdoc(
+            &mocks,
+            &format!("long{i}"),
+            &format!("sleep_ms 300\npages {LONG_PAGES}\n"),
+        );
+        pages.insert(p.to_string_lossy().into_owned(), LONG_PAGES);
     }
     let mut roots = vec![mocks];
     let corpus = corpus();
@@ -74,6 +87,10 @@ fn index_args(lib: &Library) -> Vec<OsString> {
         "--quiet",
         "--timeout",
         "60s",
+        "--massive-pages",
+        "50",
+        "--chunk-pages",
+        &CHUNK_PAGES.to_string(),
     ] {
         args.push(a.into());
     }
@@ -96,15 +113,43 @@ fn spawn(env: &Env, args: &[OsString]) -> (Child, std::thread::JoinHandle<String
     (child, reader)
 }
 
-/// Documents whose lease supervisor `pid` holds now (none before the first
+/// A job: a document, or the chunk of it starting at a page.
+type JobKey = (i64, Option<i64>);
+
+/// Jobs whose lease supervisor `pid` holds now (none before the first
 /// supervisor has made the schema).
-fn leases_of(db: &mut postgres::Client, pid: u32) -> BTreeSet<i64> {
+fn leases_of(db: &mut postgres::Client, pid: u32) -> BTreeSet<JobKey> {
     db.query(
-        "SELECT id FROM documents WHERE status = 'running' AND lease_owner LIKE '%:' || $1",
+        "SELECT id, NULL::bigint FROM documents
+         WHERE status = 'running' AND lease_owner LIKE '%:' || $1
+         UNION ALL
+         SELECT doc_id, first FROM chunks
+         WHERE status = 'running' AND lease_owner LIKE '%:' || $1",
         &[&pid.to_string()],
     )
-    .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+    .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     .unwrap_or_default()
+}
+
+/// Checks that exactly the jobs in `lost` were interrupted, once each.
+fn assert_interrupted(db: &mut postgres::Client, lost: &BTreeSet<JobKey>) {
+    let rows = db
+        .query(
+            "SELECT id, NULL::bigint, interrupted FROM documents
+             UNION ALL
+             SELECT doc_id, first, interrupted FROM chunks",
+            &[],
+        )
+        .unwrap();
+    for r in rows {
+        let key: JobKey = (r.get(0), r.get(1));
+        let want = i64::from(lost.contains(&key));
+        assert_eq!(
+            r.get::<_, i64>(2),
+            want,
+            "interrupted attempts of job {key:?}"
+        );
+    }
 }
 
 /// Whether supervisor `pid`'s session is between transactions (a process
@@ -153,7 +198,7 @@ fn three_supervisors_one_killed_one_paused() {
     let killed = leases_of(&mut db, a.id());
 
     // Stop another while it holds leases, outside any transaction.
-    let mut stopped = BTreeSet::new();
+    let mut stopped: BTreeSet<JobKey> = BTreeSet::new();
     let paused = wait_until(Duration::from_secs(60), || {
         if leases_of(&mut db, b.id()).is_empty() {
             return false;
@@ -215,7 +260,7 @@ fn three_supervisors_one_killed_one_paused() {
     // Each document once, done, with exactly its pages.
     let rows = db
         .query(
-            "SELECT id, display_path, status, page_count, interrupted,
+            "SELECT display_path, status, page_count,
                     (SELECT count(*) FROM pages p WHERE p.doc_id = d.id)
              FROM documents d",
             &[],
@@ -223,15 +268,25 @@ fn three_supervisors_one_killed_one_paused() {
         .unwrap();
     assert_eq!(rows.len(), lib.pages.len(), "each document inserted once");
     for r in &rows {
-        let id: i64 = r.get(0);
-        let path: String = r.get(1);
-        assert_eq!(r.get::<_, String>(2), "done", "{path}");
+        let path: String = r.get(0);
+        assert_eq!(r.get::<_, String>(1), "done", "{path}");
         let want = lib.pages[&path];
-        assert_eq!(r.get::<_, Option<i64>>(3), Some(want), "{path}");
-        assert_eq!(r.get::<_, i64>(5), want, "{path}: pages stored");
-        let lost = i64::from(killed.contains(&id) || stopped.contains(&id));
-        assert_eq!(r.get::<_, i64>(4), lost, "{path}: interrupted attempts");
+        assert_eq!(r.get::<_, Option<i64>>(2), Some(want), "{path}");
+        assert_eq!(r.get::<_, i64>(3), want, "{path}: pages stored");
     }
+    let lost: BTreeSet<JobKey> = killed.union(&stopped).copied().collect();
+    assert_interrupted(&mut db, &lost);
+    // The long documents ran as chunks, spread over the machines.
+    let chunk_owners = count(
+        &mut db,
+        "SELECT count(DISTINCT r.owner) FROM attempts a JOIN runs r ON r.id = a.run_id
+         WHERE a.chunk_first IS NOT NULL",
+    );
+    assert_eq!(
+        count(&mut db, "SELECT count(DISTINCT doc_id) FROM chunks"),
+        LONG as i64
+    );
+    eprintln!("chunks were extracted by {chunk_owners} supervisors");
     assert_eq!(
         count(
             &mut db,
@@ -388,7 +443,7 @@ fn network_cut_is_a_pause() {
     });
     let (mut beside, beside_log) = spawn(&env, &args);
 
-    let mut lost = BTreeSet::new();
+    let mut lost: BTreeSet<JobKey> = BTreeSet::new();
     let cut = wait_until(Duration::from_secs(60), || {
         if !session_idle(&mut db, inside.id()) || leases_of(&mut db, inside.id()).is_empty() {
             return false;
@@ -434,19 +489,17 @@ fn network_cut_is_a_pause() {
     let _ = beside_log.join();
     assert_eq!(attempts(&mut db), before, "a lost lease wrote");
     assert_eq!(env.export(), export_before, "a lost lease wrote pages");
+    assert_interrupted(&mut db, &lost);
     for r in db
         .query(
-            "SELECT id, interrupted, page_count,
-                    (SELECT count(*) FROM pages p WHERE p.doc_id = d.id)
+            "SELECT page_count, (SELECT count(*) FROM pages p WHERE p.doc_id = d.id)
              FROM documents d",
             &[],
         )
         .unwrap()
     {
-        let id: i64 = r.get(0);
-        assert_eq!(r.get::<_, i64>(1), i64::from(lost.contains(&id)));
-        assert_eq!(r.get::<_, Option<i64>>(2), Some(MOCK_PAGES));
-        assert_eq!(r.get::<_, i64>(3), MOCK_PAGES);
+        assert_eq!(r.get::<_, Option<i64>>(0), Some(MOCK_PAGES));
+        assert_eq!(r.get::<_, i64>(1), MOCK_PAGES);
     }
     env.assert_no_leftovers();
     drop(db);

@@ -207,16 +207,23 @@ impl<'a> Driver<'a> {
             }
             let stopping = stop_at.is_some();
             let in_flight = self.busy();
-            if in_flight == 0 && queue.is_empty() && !stopping && self.catalog.shared() {
+            let idle_workers = in_flight < self.target as usize;
+            if queue.is_empty() && !stopping && idle_workers && self.catalog.shared() {
                 // Other supervisors may have left work (a lease that
-                // expired) or may still leave some: look again until no
+                // expired, the chunks of a long document they split) or
+                // may still leave some: look again, and end only once no
                 // one else holds a lease.
                 if last_poll.is_none_or(|t| t.elapsed() >= POLL_SHARED) {
                     last_poll = Some(Instant::now());
-                    self.flush()?;
+                    if in_flight == 0 {
+                        self.flush()?;
+                    }
                     let mut more = self.catalog.pending()?;
                     super::scheduling_hints(self.opts, &mut more);
-                    if more.is_empty() && self.catalog.held_elsewhere(&self.owner)? == 0 {
+                    if more.is_empty()
+                        && in_flight == 0
+                        && self.catalog.held_elsewhere(&self.owner)? == 0
+                    {
                         break;
                     }
                     queue.extend(more);
