@@ -66,14 +66,24 @@ pub fn status(db: &Path, json: bool) -> anyhow::Result<i32> {
         )?;
     }
     if !status.failures.is_empty() {
-        writeln!(out, "\nNot indexed:")?;
-        for f in &status.failures {
-            let outcome = f.outcome.as_deref().unwrap_or(&f.status);
-            writeln!(
-                out,
-                "  {}: {} [{}, {} attempts]",
-                f.path, f.reason, outcome, f.attempts
-            )?;
+        let (partial, whole): (Vec<_>, Vec<_>) =
+            status.failures.iter().partition(|f| f.status == "partial");
+        for (title, list) in [
+            ("Not indexed", whole),
+            ("Indexed except some pages", partial),
+        ] {
+            if list.is_empty() {
+                continue;
+            }
+            writeln!(out, "\n{title}:")?;
+            for f in list {
+                let outcome = f.outcome.as_deref().unwrap_or(&f.status);
+                writeln!(
+                    out,
+                    "  {}: {} [{}, {} attempts]",
+                    f.path, f.reason, outcome, f.attempts
+                )?;
+            }
         }
     }
     Ok(exit_codes::OK)

@@ -71,6 +71,19 @@ pub fn format_size(bytes: u64) -> String {
     }
 }
 
+/// `text` cut to at most `max` bytes at a character boundary, and whether
+/// it was cut (reasons stay one readable line).
+pub fn clip(text: &str, max: usize) -> (&str, bool) {
+    if text.len() <= max {
+        return (text, false);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (&text[..end], true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -413,14 +413,10 @@ fn merge(tx: &Transaction<'_>, doc: i64) -> Result<Option<Merged>, CatalogError>
 /// "what: a; b; c", cut to a readable length.
 pub(crate) fn one_line_list(what: &str, items: &[String]) -> String {
     let joined = format!("{what}: {}", items.join("; "));
-    if joined.len() <= 400 {
-        return joined;
+    match crate::units::clip(&joined, 400) {
+        (text, true) => format!("{text}… ({} ranges)", items.len()),
+        (_, false) => joined,
     }
-    let mut end = 400;
-    while !joined.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} ranges)", &joined[..end], items.len())
 }
 
 #[cfg(test)]

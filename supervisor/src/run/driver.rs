@@ -1127,14 +1127,10 @@ fn final_engine_reason(earlier: &[String], last: &str) -> String {
         return "password required".to_string();
     }
     let joined = format!("every engine failed: {}", all.join("; "));
-    if joined.len() <= 400 {
-        return joined;
+    match crate::units::clip(&joined, 400) {
+        (text, true) => format!("{text}…"),
+        (_, false) => joined,
     }
-    let mut end = 400;
-    while !joined.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &joined[..end])
 }
 
 fn bytes_of(pages: &[(u32, String, PageFlags)]) -> usize {
