@@ -1072,6 +1072,12 @@ impl<'a> Driver<'a> {
             match w {
                 Written::Lost => {
                     tracing::warn!(doc = job.doc, "lease lost: the result was not written");
+                    // Counted done when the text arrived; another
+                    // supervisor owns the document now.
+                    if let (None, FinishedResult::Done { pages, .. }) = (job.chunk, &job.result) {
+                        self.totals.done = self.totals.done.saturating_sub(1);
+                        self.totals.pages = self.totals.pages.saturating_sub(pages.len() as u64);
+                    }
                 }
                 Written::Held => {}
                 Written::Merged(m) => {
