@@ -153,15 +153,15 @@ struct IndexArgs {
     #[arg(long, default_value = "500M", value_parser = parse_size)]
     massive_bytes: u64,
     /// Pages per chunk job of a massive PDF.
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     chunk_pages: u32,
     /// Never split documents (neither massive ones nor long ones near the
     /// end of a run).
     #[arg(long)]
     no_chunking: bool,
-    /// The order the queue starts in: largest (first), mix (60/30/10 of
-    /// small, medium and large per round) or fifo (path order).
-    #[arg(long, value_enum, default_value = "largest")]
+    /// The order the queue starts in: fifo (path order), largest (first)
+    /// or mix (6 small, 3 medium, 1 large per round of ten).
+    #[arg(long, value_enum, default_value = "fifo")]
     order: crate::schedule::Order,
     /// Cap on the decompressed size of one EPUB entry.
     #[arg(long, default_value = "256M", value_parser = parse_size)]

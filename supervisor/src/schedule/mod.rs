@@ -79,14 +79,16 @@ pub fn pick(
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Order {
+    /// Path order, as found: with stragglers split near the end it
+    /// finished the sample library soonest, and small files never wait for
+    /// all the large ones (see README, "Scheduling").
+    Fifo,
     /// Largest first: long documents start early instead of finishing
-    /// last while other workers idle (measured fastest; see README).
+    /// last; small files wait until every large one has started.
     Largest,
     /// Each round of ten dispatches takes six small, three medium and one
     /// large document (the plan's 60/30/10), largest first within a class.
     Mix,
-    /// Path order, as found.
-    Fifo,
 }
 
 /// Puts `docs` in the starting order.
