@@ -91,9 +91,10 @@ fn massive_pdf_chunked_equals_whole_and_resumes_after_sigkill() {
     // The killed run's scratch folder (its workers' temporary files) was
     // removed by the resumed one.
     let scratch = format!("docmill-run-{killed_pid}-");
-    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
+    let left: Vec<_> = [std::path::Path::new("/dev/shm"), &std::env::temp_dir()]
+        .iter()
+        .filter_map(|root| std::fs::read_dir(root).ok())
+        .flat_map(|dir| dir.flatten())
         .filter(|e| e.file_name().to_string_lossy().starts_with(&scratch))
         .collect();
     assert!(left.is_empty(), "scratch folders left: {left:?}");

@@ -1,10 +1,13 @@
 //! The run's scratch folder. Workers get it as TMPDIR, so whatever an
 //! engine leaves behind when its worker is killed mid-job (mutool's page
 //! files, say) goes with the run. A folder left by a supervisor that was
-//! itself killed is removed by the next run on the machine.
+//! itself killed is removed by the next run on the machine. On Linux it
+//! lives in /dev/shm (memory): mutool writes a small file per page, and
+//! creating them on a disk file system cost 0.85 ms of kernel time a page,
+//! several times what the text extraction of a small page costs.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::sys::signal::kill;
@@ -15,11 +18,24 @@ const PREFIX: &str = "docmill-run-";
 /// Makes this run's folder under the system's temporary folder, after
 /// removing those of runs whose supervisor is gone.
 pub fn create() -> io::Result<tempfile::TempDir> {
-    let root = std::env::temp_dir();
+    let root = root();
     sweep(&root);
     tempfile::Builder::new()
         .prefix(&format!("{PREFIX}{}-", std::process::id()))
         .tempdir_in(&root)
+}
+
+/// Where scratch folders go: memory-backed /dev/shm when it is there and
+/// writable, else the system's temporary folder.
+pub fn root() -> PathBuf {
+    #[cfg(target_os = "linux")]
+    {
+        let shm = Path::new("/dev/shm");
+        if shm.is_dir() && nix::unistd::access(shm, nix::unistd::AccessFlags::W_OK).is_ok() {
+            return shm.to_path_buf();
+        }
+    }
+    std::env::temp_dir()
 }
 
 /// Removes the scratch folders of supervisors that no longer run.
