@@ -70,11 +70,21 @@ impl Default for Timeouts {
 /// The deadline of a job on a file of `size` bytes, doubled for every
 /// earlier attempt that timed out or crashed (escalation).
 pub fn deadline(t: &Timeouts, size: u64, attempts_before: u32) -> Duration {
-    let base = t
-        .fixed
-        .unwrap_or_else(|| t.base + t.per_mib.mul_f64(size as f64 / (1u64 << 20) as f64));
+    chunk_deadline(t, size, 0, attempts_before)
+}
+
+/// The deadline of a chunk job of `pages` pages standing for `size` bytes
+/// of its file: a slow engine's cost follows pages more than bytes (and it
+/// may parse the whole file for each chunk), so each page adds its share.
+pub fn chunk_deadline(t: &Timeouts, size: u64, pages: u32, attempts_before: u32) -> Duration {
+    let base = t.fixed.unwrap_or_else(|| {
+        t.base + t.per_mib.mul_f64(size as f64 / (1u64 << 20) as f64) + CHUNK_PAGE * pages
+    });
     base * 2u32.saturating_pow(attempts_before.min(4))
 }
+
+/// The time each page of a chunk job adds to its deadline.
+const CHUNK_PAGE: Duration = Duration::from_millis(250);
 
 /// The address-space limit of a worker: the configured one, doubled for
 /// every earlier attempt of the job that hit the memory limit, capped.
@@ -133,6 +143,15 @@ mod tests {
             ..t
         };
         assert_eq!(deadline(&fixed, 1 << 30, 0), Duration::from_secs(2));
+        // A chunk: its share of the bytes, plus a quarter second a page.
+        assert_eq!(
+            chunk_deadline(&t, 1 << 20, 1000, 0),
+            Duration::from_secs(60 + 2 + 250)
+        );
+        assert_eq!(
+            chunk_deadline(&fixed, 1 << 20, 1000, 3),
+            Duration::from_secs(16)
+        );
     }
 
     #[test]

@@ -543,7 +543,9 @@ impl<'a> Driver<'a> {
                 epub_entry_cap: self.opts.epub_entry_cap,
                 epub_book_cap: self.opts.epub_book_cap,
             };
-            let deadline = policy::deadline(&self.opts.timeouts, doc.job_size(), doc.attempts);
+            let pages = doc.chunk.map_or(0, |r| r.last - r.first + 1);
+            let deadline =
+                policy::chunk_deadline(&self.opts.timeouts, doc.job_size(), pages, doc.attempts);
             let slot = self.slots.get_mut(&id).expect("slot just chosen");
             if slot.worker.jobs.send(ToWorker::Job(job)).is_err() {
                 // The worker died before it could take the job: reap it, and
@@ -983,7 +985,13 @@ impl<'a> Driver<'a> {
         for (id, slot) in &self.slots {
             let Some(job) = &slot.job else { continue };
             if now >= job.deadline {
-                let total = policy::deadline(&self.opts.timeouts, job.doc.size, job.doc.attempts);
+                let pages = job.doc.chunk.map_or(0, |r| r.last - r.first + 1);
+                let total = policy::chunk_deadline(
+                    &self.opts.timeouts,
+                    job.doc.job_size(),
+                    pages,
+                    job.doc.attempts,
+                );
                 kills.push((
                     *id,
                     KillReason::Deadline {
