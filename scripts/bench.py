@@ -429,6 +429,8 @@ def case_throughput(ctx):
     # The best installed engine (MuPDF) against every peer, on ~20,000 pages.
     g = group("mupdf", a.copies, lambda lib, lst: [
         ctx.docmill("docmill-mupdf", [lib], "--pdf-engine", "mupdf"),
+    ] + ([ctx.docmill("docmill-mupdf-inproc", [lib], "--pdf-engine", "mupdf-inproc")]
+         if a.inproc else []) + [
         ctx.xargs("xargs-mutool", lst, "mutool"),
         ctx.pymupdf("pymupdf-pool", lst),
     ])
@@ -468,6 +470,10 @@ def case_throughput(ctx):
         "poppler_vs_xargs_pdftotext": ratio(pps(p, "docmill-poppler"), pps(p, "xargs-pdftotext")),
         "builtin_vs_2x_w1": ratio(pps(b, "docmill-builtin"), CORES * pps(b, "docmill-builtin-w1")),
     }
+    if a.inproc:
+        i_rate = pps(g, "docmill-mupdf-inproc")
+        res["targets"]["mupdf_inproc_vs_2x_single_core"] = ratio(i_rate, 2 * inproc_rate)
+        res["targets"]["mupdf_inproc_vs_xargs_mutool"] = ratio(i_rate, pps(g, "xargs-mutool"))
     gp = res["groups"]
     res["cpu_efficiency"] = {  # pages per CPU-second, docmill / peer
         "mupdf_vs_xargs_mutool": ratio(per_cpu(g, "docmill-mupdf", gp["mupdf"]["pages"]),
@@ -488,6 +494,8 @@ def case_tiny(ctx):
     lst = write_list(ctx.work / "tiny.list", paths)
     log(f"[2] tiny: {n} one-page PDFs, {ctx.rounds} rounds")
     cmds = [ctx.docmill("docmill-builtin", [lib], "--pdf-engine", "builtin")]
+    if ctx.args.inproc:
+        cmds.append(ctx.docmill("docmill-mupdf-inproc", [lib], "--pdf-engine", "mupdf-inproc"))
     if not ctx.args.quick and not ctx.args.full:
         log("    (docmill's default engine, auto = mupdf, two mutool processes per "
             "document, runs with --full or --quick)")
@@ -753,6 +761,9 @@ def table(results, m, args):
     L += ["", "| target | ratio | goal | met |", "| --- | ---: | --- | --- |"]
     goals = {
         ("throughput", "mupdf_vs_2x_single_core"): (">=", 0.9),
+        ("throughput", "mupdf_inproc_vs_2x_single_core"): (">=", 0.9),
+        ("throughput", "mupdf_inproc_vs_xargs_mutool"): (">=", 1.0),
+        ("tiny", "mupdf-inproc_vs_xargs_pdftotext"): (">=", 3.0),
         ("throughput", "mupdf_vs_xargs_mutool"): (">=", 1.0),
         ("throughput", "mupdf_vs_pymupdf_pool"): (">=", 1.0),
         ("throughput", "poppler_vs_xargs_pdftotext"): (">=", 1.0),
@@ -809,6 +820,9 @@ def main():
                                                      "(default 100000)")
     ap.add_argument("--budget", default="2G", help="case 5: --memory-budget (default 2G)")
     ap.add_argument("--scaling", action="store_true", help="run case 6 on any machine")
+    ap.add_argument("--inproc", action="store_true",
+                    help="build with the mupdf-inproc feature (MuPDF compiled from source, "
+                         "needs libclang) and add the in-process engine to cases 1 and 2")
     ap.add_argument("--scaling-copies", type=int, default=4, help="case 6: corpus copies")
     ap.add_argument("--python", default=sys.executable,
                     help="a Python with pymupdf (scripts/bench passes its venv)")
