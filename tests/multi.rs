@@ -229,18 +229,8 @@ fn three_supervisors_one_killed_one_paused() {
         ) == total
     });
     assert!(all_done, "not every document was done: {:?}", env.status());
-    let b_run: i64 = db
-        .query_one(
-            "SELECT id FROM runs WHERE owner LIKE '%:' || $1",
-            &[&b.id().to_string()],
-        )
-        .unwrap()
-        .get(0);
-    let attempts_of_b = |db: &mut postgres::Client| -> i64 {
-        db.query_one("SELECT count(*) FROM attempts WHERE run_id = $1", &[&b_run])
-            .unwrap()
-            .get(0)
-    };
+    let b_run = run_of(&mut db, b.id());
+    let attempts_of_b = |db: &mut postgres::Client| attempts_in_run(db, b_run);
     let b_before = attempts_of_b(&mut db);
     let export_before = env.export();
 
@@ -465,18 +455,8 @@ fn network_cut_is_a_pause() {
         ) == 24
     });
     assert!(all_done, "not every document was done: {:?}", env.status());
-    let run: i64 = db
-        .query_one(
-            "SELECT id FROM runs WHERE owner LIKE '%:' || $1",
-            &[&inside.id().to_string()],
-        )
-        .unwrap()
-        .get(0);
-    let attempts = |db: &mut postgres::Client| -> i64 {
-        db.query_one("SELECT count(*) FROM attempts WHERE run_id = $1", &[&run])
-            .unwrap()
-            .get(0)
-    };
+    let run = run_of(&mut db, inside.id());
+    let attempts = |db: &mut postgres::Client| attempts_in_run(db, run);
     let before = attempts(&mut db);
     let export_before = env.export();
 
@@ -504,4 +484,21 @@ fn network_cut_is_a_pause() {
     env.assert_no_leftovers();
     drop(db);
     cluster.stop();
+}
+
+/// The run a supervisor process recorded, found by its pid.
+fn run_of(db: &mut postgres::Client, pid: u32) -> i64 {
+    db.query_one(
+        "SELECT id FROM runs WHERE owner LIKE '%:' || $1",
+        &[&pid.to_string()],
+    )
+    .unwrap()
+    .get(0)
+}
+
+/// Attempts a run has written.
+fn attempts_in_run(db: &mut postgres::Client, run: i64) -> i64 {
+    db.query_one("SELECT count(*) FROM attempts WHERE run_id = $1", &[&run])
+        .unwrap()
+        .get(0)
 }

@@ -911,28 +911,22 @@ impl Store for PgStore {
         }
         let ids: Vec<i64> = held.iter().map(|(id, _)| *id).collect();
         let tokens: Vec<i64> = held.iter().map(|(_, c)| c.token).collect();
-        let rows = self.client.query(
-            &format!(
-                "UPDATE documents d SET lease_expires = {NOW_MS} + $1
-                 FROM unnest($2::bigint[], $3::bigint[]) AS h(id, token)
-                 WHERE d.id = h.id AND d.lease_token = h.token AND d.status = 'running'
-                   AND d.lease_owner = $4
-                 RETURNING d.id"
-            ),
-            &[&(lease.as_millis() as i64), &ids, &tokens, &owner],
-        )?;
-        let chunk_rows = self.client.query(
-            &format!(
-                "UPDATE chunks c SET lease_expires = {NOW_MS} + $1
-                 FROM unnest($2::bigint[], $3::bigint[]) AS h(id, token)
-                 WHERE c.doc_id = h.id AND c.lease_token = h.token AND c.status = 'running'
-                   AND c.lease_owner = $4
-                 RETURNING c.doc_id"
-            ),
-            &[&(lease.as_millis() as i64), &ids, &tokens, &owner],
-        )?;
-        let kept: std::collections::HashSet<i64> =
-            rows.iter().chain(&chunk_rows).map(|r| r.get(0)).collect();
+        // A document's lease, or one of its chunks': the same renewal on
+        // each table, keyed by the document id.
+        let mut kept = std::collections::HashSet::new();
+        for (table, id) in [("documents", "id"), ("chunks", "doc_id")] {
+            let rows = self.client.query(
+                &format!(
+                    "UPDATE {table} t SET lease_expires = {NOW_MS} + $1
+                     FROM unnest($2::bigint[], $3::bigint[]) AS h(id, token)
+                     WHERE t.{id} = h.id AND t.lease_token = h.token AND t.status = 'running'
+                       AND t.lease_owner = $4
+                     RETURNING t.{id}"
+                ),
+                &[&(lease.as_millis() as i64), &ids, &tokens, &owner],
+            )?;
+            kept.extend(rows.iter().map(|r| r.get::<_, i64>(0)));
+        }
         Ok(ids.into_iter().filter(|id| !kept.contains(id)).collect())
     }
 
