@@ -521,7 +521,7 @@ fn conformance_postgres() {
 /// time and commits in batches as the run loop does. A benchmark, not a
 /// check: `cargo test --test store -- --ignored --nocapture bench`.
 #[test]
-#[ignore]
+#[ignore = "a benchmark, not a check: run with --ignored --nocapture"]
 fn bench_claim_commit() {
     const JOBS: usize = 4000;
     fn run(db: &Path, files: &Path) -> f64 {

@@ -265,6 +265,28 @@ fn pg_text(s: &str) -> std::borrow::Cow<'_, str> {
 /// Whether an error is worth one more try of the whole transaction: two
 /// supervisors discovering the same files in different orders can deadlock,
 /// and the server then cancels one of them.
+/// Runs `body` in a transaction and commits it. A transaction the server
+/// cancelled (a deadlock, a serialization failure) is tried again, up to
+/// five times: it is all or nothing, so nothing of the failed try stays.
+fn in_retried_tx<T>(
+    client: &mut Client,
+    mut body: impl FnMut(&mut Transaction<'_>) -> Result<T, postgres::Error>,
+) -> Result<T, StoreError> {
+    let mut tries = 0;
+    loop {
+        let mut tx = client.transaction()?;
+        match body(&mut tx) {
+            Ok(value) => {
+                tx.commit()?;
+                return Ok(value);
+            }
+            // Dropping the transaction rolls it back.
+            Err(e) if retryable(&e) && tries < 5 => tries += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 fn retryable(e: &postgres::Error) -> bool {
     matches!(
         e.code(),
@@ -796,21 +818,7 @@ impl Store for PgStore {
         run: i64,
         retry: RetryPolicy,
     ) -> Result<DiscoverCounts, StoreError> {
-        let mut tries = 0;
-        loop {
-            let mut tx = self.client.transaction()?;
-            match upsert_batch(&mut tx, found, run, retry) {
-                Ok(counts) => {
-                    tx.commit()?;
-                    return Ok(counts);
-                }
-                Err(e) if retryable(&e) && tries < 5 => {
-                    tries += 1;
-                    drop(tx);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        in_retried_tx(&mut self.client, |tx| upsert_batch(tx, found, run, retry))
     }
 
     fn remove_missing(&mut self, roots: &[PathBuf], run: i64) -> Result<u64, StoreError> {
@@ -937,43 +945,18 @@ impl Store for PgStore {
         // nothing.
         let mut order: Vec<usize> = (0..jobs.len()).collect();
         order.sort_by_key(|&i| (jobs[i].doc, jobs[i].chunk.map(|r| r.first)));
-        let mut tries = 0;
-        loop {
-            let mut tx = self.client.transaction()?;
+        in_retried_tx(&mut self.client, |tx| {
             let mut out = vec![Written::Lost; jobs.len()];
-            let mut failed = None;
             for &i in &order {
                 let job = &jobs[i];
-                let written = match job.chunk {
-                    Some(range) => write_chunk(&mut tx, job, range),
-                    None => write_one(&mut tx, job).map(|held| {
-                        if held {
-                            Written::Held
-                        } else {
-                            Written::Lost
-                        }
-                    }),
+                out[i] = match job.chunk {
+                    Some(range) => write_chunk(tx, job, range)?,
+                    None if write_one(tx, job)? => Written::Held,
+                    None => Written::Lost,
                 };
-                match written {
-                    Ok(w) => out[i] = w,
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                }
             }
-            match failed {
-                None => {
-                    tx.commit()?;
-                    return Ok(out);
-                }
-                Some(e) if retryable(&e) && tries < 5 => {
-                    tries += 1;
-                    drop(tx);
-                }
-                Some(e) => return Err(e.into()),
-            }
-        }
+            Ok(out)
+        })
     }
 
     fn chunks(&self) -> bool {
