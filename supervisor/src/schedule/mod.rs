@@ -151,10 +151,8 @@ impl Chunking {
     /// run alone while others idle (a straggler) — it is split into one
     /// chunk per worker instead.
     pub fn split_over(&self, doc: &QueuedDoc, near_end: bool) -> Option<u32> {
-        if !self.enabled || doc.chunk.is_some() || doc.sched_format == Format::Epub {
-            return None;
-        }
-        if doc.format == Format::Epub {
+        let epub = doc.format == Format::Epub || doc.sched_format == Format::Epub;
+        if !self.enabled || doc.chunk.is_some() || epub {
             return None;
         }
         if doc.job_size() >= self.massive_bytes {
