@@ -9,6 +9,7 @@ pub mod mupdf;
 #[cfg(feature = "mupdf-inproc")]
 pub mod mupdf_inproc;
 mod pdf_builtin;
+mod pdf_meta;
 pub mod poppler;
 
 use std::ffi::OsStr;

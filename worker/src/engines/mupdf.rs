@@ -1,8 +1,9 @@
-//! The MuPDF engine: `mutool show` for the page count, title and author, then
-//! one `mutool draw -F txt` over the whole page range, split into pages at
-//! the form feed MuPDF writes after each page. mutool stops at a page it
-//! cannot load; that page is flagged failed and a new run resumes after it. Both run as children of the
-//! worker (see `child`).
+//! The MuPDF engine: the page count, title and author from `pdf_meta` (or,
+//! where that cannot read the file, `mutool show`), then one
+//! `mutool draw -F txt` over the page range, writing one file per page.
+//! mutool stops at a page it cannot load; that page is flagged failed and a
+//! new run resumes after it. mutool runs as a child of the worker (see
+//! `child`).
 
 use std::path::Path;
 use std::process::Command;
@@ -10,7 +11,7 @@ use std::process::Command;
 use docmill_protocol::{DocSummary, PageFlags, PageRange, WorkerFailure};
 
 use super::child::{self, Finished, Meta};
-use super::{deterministic, io_failure, pdf_builtin, PageSink};
+use super::{deterministic, io_failure, pdf_builtin, pdf_meta, PageSink};
 
 pub const NAME: &str = "mupdf";
 pub const PROGRAM: &str = "mutool";
@@ -26,7 +27,10 @@ pub fn extract(
     sink: &mut dyn PageSink,
 ) -> Result<DocSummary, WorkerFailure> {
     let file = child::file_arg(path);
-    let meta = metadata(&file)?;
+    let meta = match pdf_meta::read(path) {
+        Some(meta) => meta,
+        None => metadata(&file)?,
+    };
     sink.page_count(meta.page_count)?;
     let (first, last) = super::clamp_range(range, meta.page_count)?;
 

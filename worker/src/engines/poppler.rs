@@ -1,4 +1,5 @@
-//! The Poppler engine: `pdfinfo` for the page count, title and author, then
+//! The Poppler engine: the page count, title and author from `pdf_meta` (or,
+//! where that cannot read the file, `pdfinfo`), then
 //! one `pdftotext -f A -l B -enc UTF-8 FILE -` over the page range, split
 //! into pages at the form feed Poppler writes after each page. Both run as
 //! children of the worker (see `child`).
@@ -9,7 +10,7 @@ use std::process::Command;
 use docmill_protocol::{DocSummary, PageRange, WorkerFailure};
 
 use super::child::{self, Finished, Meta};
-use super::{deterministic, PageSink};
+use super::{deterministic, pdf_meta, PageSink};
 
 pub const NAME: &str = "poppler";
 pub const PROGRAM: &str = "pdftotext";
@@ -21,7 +22,10 @@ pub fn extract(
     sink: &mut dyn PageSink,
 ) -> Result<DocSummary, WorkerFailure> {
     let file = child::file_arg(path);
-    let meta = metadata(&file)?;
+    let meta = match pdf_meta::read(path) {
+        Some(meta) => meta,
+        None => metadata(&file)?,
+    };
     sink.page_count(meta.page_count)?;
     let (first, last) = super::clamp_range(range, meta.page_count)?;
 
