@@ -179,6 +179,7 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
         totals: &totals,
         failed_documents: failed,
         seconds: started.elapsed().as_secs_f64(),
+        cpu_seconds: CpuSeconds::now(),
         exit_code: code,
     };
     catalog.end_run(run, &serde_json::to_string(&summary)?, code)?;
@@ -198,7 +199,36 @@ struct Summary<'a> {
     totals: &'a Totals,
     failed_documents: u64,
     seconds: f64,
+    cpu_seconds: CpuSeconds,
     exit_code: i32,
+}
+
+/// CPU time (user + system) of the run: the supervisor itself (discovery,
+/// scheduling, indexing) and its workers with the engine processes they ran,
+/// so a slow run shows where the time went.
+#[derive(Serialize)]
+struct CpuSeconds {
+    supervisor: f64,
+    workers: f64,
+}
+
+impl CpuSeconds {
+    /// Every worker has been reaped by the end of the run, and each reaps
+    /// its own engine processes, so the children's usage is theirs.
+    fn now() -> CpuSeconds {
+        use nix::sys::resource::{getrusage, UsageWho};
+        let secs = |who| {
+            getrusage(who).map_or(0.0, |u| {
+                let t =
+                    |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
+                t(u.user_time()) + t(u.system_time())
+            })
+        };
+        CpuSeconds {
+            supervisor: secs(UsageWho::RUSAGE_SELF),
+            workers: secs(UsageWho::RUSAGE_CHILDREN),
+        }
+    }
 }
 
 impl Summary<'_> {
@@ -207,7 +237,7 @@ impl Summary<'_> {
     fn print(&self) {
         let t = self.totals;
         let mins = (self.seconds / 60.0).max(1e-9);
-        let rows: [(&str, String); 12] = [
+        let rows: [(&str, String); 13] = [
             (
                 "done",
                 format!("{} ({} rescued by a fallback engine)", t.done, t.rescued),
@@ -229,6 +259,13 @@ impl Summary<'_> {
                 ),
             ),
             ("peak memory", crate::units::format_size(t.peak_rss)),
+            (
+                "CPU time",
+                format!(
+                    "{:.1} s supervisor, {:.1} s workers",
+                    self.cpu_seconds.supervisor, self.cpu_seconds.workers
+                ),
+            ),
         ];
         let mut out = format!(
             "docmill: run {} finished (exit {})\n",
