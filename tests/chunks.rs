@@ -250,3 +250,38 @@ fn a_long_document_at_the_end_is_shared_by_idle_workers() {
         assert_eq!(count(&env, "SELECT count(*) FROM pages"), 400);
     }
 }
+
+#[test]
+fn a_long_document_is_shared_even_with_a_full_queue() {
+    // The book comes first in path order, with more short documents queued
+    // behind it than there are workers: not yet "near the end".
+    for (workers, long_pages, want_chunks) in [("2", "200", 2), ("2", "400", 0), ("1", "200", 0)] {
+        let env = Env::new();
+        let lib = env.path("lib");
+        std::fs::create_dir_all(&lib).unwrap();
+        mockdoc(&lib, "a-book", "pages 300\n");
+        for i in 0..6 {
+            mockdoc(&lib, &format!("z-short-{i}"), "pages 2\n");
+        }
+        env.run(&[
+            &"index",
+            &lib,
+            &"--allow-mock-docs",
+            &"--workers",
+            &workers,
+            &"--long-pages",
+            &long_pages,
+            &"-q",
+        ])
+        .assert_code(0);
+        env.assert_no_leftovers();
+        let (status, pages) = doc_pages(&env, "a-book.mockdoc");
+        assert_eq!((status.as_str(), pages), ("done", 300));
+        let chunks = count(&env, "SELECT count(*) FROM chunks");
+        assert_eq!(
+            chunks, want_chunks,
+            "workers {workers}, --long-pages {long_pages}"
+        );
+        assert_eq!(count(&env, "SELECT count(*) FROM pages"), 300 + 6 * 2);
+    }
+}

@@ -155,8 +155,12 @@ struct IndexArgs {
     /// Pages per chunk job of a massive PDF.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     chunk_pages: u32,
-    /// Never split documents (neither massive ones nor long ones near the
-    /// end of a run).
+    /// With two or more workers, split a PDF with more pages than this into
+    /// one chunk per worker (at least 50 pages each), so that a long
+    /// document is shared instead of finishing last, alone.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    long_pages: u32,
+    /// Never split documents (neither massive ones nor long ones).
     #[arg(long)]
     no_chunking: bool,
     /// The order the queue starts in: fifo (path order), largest (first)
@@ -312,6 +316,7 @@ fn index_options(a: IndexArgs, db: PathBuf) -> IndexOptions {
             massive_pages: a.massive_pages,
             massive_bytes: a.massive_bytes,
             chunk_pages: a.chunk_pages,
+            long_pages: a.long_pages,
         },
         order: a.order,
         epub_entry_cap: a.epub_entry_cap,

@@ -506,7 +506,7 @@ impl<'a> Driver<'a> {
             let split_over = self
                 .opts
                 .chunking
-                .split_over(&doc, near_end)
+                .split_over(&doc, near_end, self.target)
                 .filter(|_| self.catalog.chunks());
             // A document that hit the memory limit runs in a fresh worker
             // with a larger one.

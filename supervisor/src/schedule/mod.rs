@@ -142,15 +142,22 @@ pub struct Chunking {
     pub massive_bytes: u64,
     /// Pages per chunk of a massive PDF.
     pub chunk_pages: u32,
+    /// With two or more workers, a PDF with more pages than this is split
+    /// into one chunk per worker.
+    pub long_pages: u32,
 }
 
 impl Chunking {
-    /// The `split_over` for a whole-document job: the page count above
-    /// which the worker hands it back to be split. `near_end`: the queue
-    /// holds fewer jobs than there are workers, so a long document would
-    /// run alone while others idle (a straggler) — it is split into one
-    /// chunk per worker instead.
-    pub fn split_over(&self, doc: &QueuedDoc, near_end: bool) -> Option<u32> {
+    /// The `split_over` for a whole-document job run with `workers`
+    /// workers: the page count above which the worker hands it back to be
+    /// split. A long document is split into one chunk per worker so it
+    /// cannot run alone at the end while the others idle (a straggler);
+    /// its length is known only once a worker opens it, and bytes predict
+    /// extraction time poorly (ten times apart per byte in the corpus), so
+    /// the rule is by pages and holds all run long. `near_end`: the queue
+    /// holds fewer jobs than there are workers, and shorter documents are
+    /// split too.
+    pub fn split_over(&self, doc: &QueuedDoc, near_end: bool, workers: u32) -> Option<u32> {
         let epub = doc.format == Format::Epub || doc.sched_format == Format::Epub;
         if !self.enabled || doc.chunk.is_some() || epub {
             return None;
@@ -158,10 +165,13 @@ impl Chunking {
         if doc.job_size() >= self.massive_bytes {
             return Some(self.chunk_pages);
         }
+        if workers < 2 {
+            return Some(self.massive_pages);
+        }
         if near_end {
             return Some(2 * STRAGGLER_MIN_CHUNK - 1);
         }
-        Some(self.massive_pages)
+        Some(self.massive_pages.min(self.long_pages))
     }
 
     /// Pages per chunk for a document of `size` bytes found to have `pages`
@@ -191,6 +201,7 @@ mod tests {
             massive_pages: 10_000,
             massive_bytes: 500 << 20,
             chunk_pages: 500,
+            long_pages: 200,
         }
     }
 
@@ -198,11 +209,21 @@ mod tests {
     fn split_thresholds() {
         let c = chunking();
         let pdf = doc(1, Format::Pdf, 5 << 20);
-        assert_eq!(c.split_over(&pdf, false), Some(10_000));
-        assert_eq!(c.split_over(&pdf, true), Some(99));
+        // One worker: only massive documents are split.
+        assert_eq!(c.split_over(&pdf, false, 1), Some(10_000));
+        assert_eq!(c.split_over(&pdf, true, 1), Some(10_000));
+        // Several: long ones all run long, shorter ones near the end.
+        assert_eq!(c.split_over(&pdf, false, 2), Some(200));
+        assert_eq!(c.split_over(&pdf, true, 2), Some(99));
+        let few = Chunking {
+            massive_pages: 150,
+            ..chunking()
+        };
+        assert_eq!(few.split_over(&pdf, false, 12), Some(150));
         let big = doc(2, Format::Pdf, 600 << 20);
-        assert_eq!(c.split_over(&big, false), Some(500));
-        assert_eq!(c.split_over(&doc(3, Format::Epub, 5), true), None);
+        assert_eq!(c.split_over(&big, false, 1), Some(500));
+        assert_eq!(c.split_over(&big, false, 2), Some(500));
+        assert_eq!(c.split_over(&doc(3, Format::Epub, 5), true, 2), None);
         let mut chunk = doc(4, Format::Pdf, 5 << 20);
         chunk.page_total = 1000;
         chunk.set_chunk(docmill_protocol::PageRange {
@@ -210,14 +231,15 @@ mod tests {
             last: 500,
         });
         assert_eq!(chunk.job_size(), 5 << 19);
-        assert_eq!(c.split_over(&chunk, true), None);
+        assert_eq!(c.split_over(&chunk, true, 2), None);
         let off = Chunking {
             enabled: false,
             ..chunking()
         };
-        assert_eq!(off.split_over(&big, true), None);
-        // Massive: fixed chunks; a straggler: one chunk per worker, at
-        // least 50 pages each.
+        assert_eq!(off.split_over(&big, true, 2), None);
+        assert_eq!(off.split_over(&pdf, false, 2), None);
+        // Massive: fixed chunks; a long document or a straggler: one chunk
+        // per worker, at least 50 pages each.
         assert_eq!(c.chunk_size(20 << 20, 12_000, 2), 500);
         assert_eq!(c.chunk_size(3 << 20, 352, 2), 176);
         assert_eq!(c.chunk_size(3 << 20, 352, 12), 51);
