@@ -35,6 +35,19 @@ fn doc_pages(env: &Env, name: &str) -> (String, u32) {
         .unwrap_or_else(|e| panic!("no document {name}: {e}"))
 }
 
+/// A word of the first exported page, for a search that must find the
+/// document: the longest one, which is likely to be rare.
+fn rare_word(export: &[u8]) -> String {
+    let first = export.split(|b| *b == b'\n').next().unwrap_or_default();
+    let page: serde_json::Value = serde_json::from_slice(first).expect("an export line");
+    let text = page["text"].as_str().unwrap_or_default();
+    text.split(|c: char| !c.is_ascii_alphabetic())
+        .max_by_key(|w| w.len())
+        .filter(|w| w.len() >= 5)
+        .expect("a word on the first page")
+        .to_string()
+}
+
 fn count(env: &Env, sql: &str) -> i64 {
     env.sql().query_row(sql, [], |r| r.get(0)).unwrap_or(0)
 }
@@ -83,8 +96,18 @@ fn massive_pdf_chunked_equals_whole_and_resumes_after_sigkill() {
         rows.map(Result::unwrap).collect()
     };
     assert!(done_before.len() < 12, "the run finished before the kill");
-    // Nothing of the document is searchable before every chunk is done.
-    assert_eq!(count(&env, "SELECT count(*) FROM pages"), 0);
+    // The done chunks' pages are indexed already, but nothing of the
+    // document is searchable, exported or counted before every chunk is done.
+    assert!(count(&env, "SELECT count(*) FROM pages") >= 3000);
+    assert!(env.export().is_empty(), "pages exported before the merge");
+    assert_eq!(env.status()["pages"], 0, "pages counted before the merge");
+    let word = rare_word(&reference);
+    let search = |env: &Env| {
+        let hits = env.run(&[&"search", &"--json", &word]);
+        hits.assert_code(0);
+        hits.stdout().contains("\"page\"")
+    };
+    assert!(!search(&env), "a page was searchable before the merge");
 
     env.run(&args).assert_code(0);
     env.assert_no_leftovers();
@@ -102,6 +125,8 @@ fn massive_pdf_chunked_equals_whole_and_resumes_after_sigkill() {
         env.export() == reference,
         "the chunked export differs from the whole-document export"
     );
+    assert!(search(&env), "{word:?} is not found after the merge");
+    assert_eq!(env.status()["pages"], 12_000);
     assert_eq!(count(&env, "SELECT count(*) FROM chunk_pages"), 0);
     // Every chunk was done exactly once: the ones done before the kill
     // were not redone.

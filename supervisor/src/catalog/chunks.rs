@@ -173,6 +173,14 @@ pub(super) fn retry_failed_chunks(tx: &Transaction<'_>, doc: i64) -> Result<(), 
 }
 
 pub(super) fn forget_plan(tx: &Transaction<'_>, doc: i64) -> Result<(), CatalogError> {
+    // Pages of chunks not merged yet are in `pages` but hidden; they go
+    // with their plan.
+    tx.execute(
+        "DELETE FROM pages WHERE doc_id = ?1 AND EXISTS (
+             SELECT 1 FROM chunks c WHERE c.doc_id = ?1 AND c.merged = 0
+               AND pages.page BETWEEN c.first AND c.last)",
+        params![doc],
+    )?;
     tx.execute("DELETE FROM chunks WHERE doc_id = ?1", params![doc])?;
     tx.execute("DELETE FROM chunk_pages WHERE doc_id = ?1", params![doc])?;
     Ok(())
@@ -218,12 +226,17 @@ pub(super) fn write_chunk(
                 ],
             )?;
             if n == 1 {
+                // Indexed now, while other chunks still run, rather than
+                // all at once after the last one; search and status skip
+                // the pages of chunks done but not merged, and export
+                // reads only done and partial documents, so the document
+                // still becomes searchable at once, at the merge.
                 tx.execute(
-                    "DELETE FROM chunk_pages WHERE doc_id = ?1 AND page BETWEEN ?2 AND ?3",
+                    "DELETE FROM pages WHERE doc_id = ?1 AND page BETWEEN ?2 AND ?3",
                     params![job.doc, range.first, range.last],
                 )?;
                 let mut insert = tx.prepare_cached(
-                    "INSERT INTO chunk_pages (doc_id, page, text, flags) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO pages (doc_id, page, text, flags) VALUES (?1, ?2, ?3, ?4)",
                 )?;
                 for (page, text, flags) in pages {
                     if range.contains(*page) {
@@ -356,20 +369,31 @@ fn merge(tx: &Transaction<'_>, doc: i64) -> Result<Option<Merged>, CatalogError>
         )?;
         return Ok(Some(Merged { status, pages: 0 }));
     }
-    // Pages of an older text of the file (or of a chunk merged before, in
-    // a partial document retried) give way to the new ones.
+    // Pages outside the chunks that are done belong to an older text of the
+    // file: they give way. Chunk pages left in `chunk_pages` by a run of an
+    // older docmill (which indexed them only here) move in now.
     tx.execute(
         "DELETE FROM pages WHERE doc_id = ?1 AND NOT EXISTS (
-             SELECT 1 FROM chunks c WHERE c.doc_id = ?1 AND c.merged = 1
+             SELECT 1 FROM chunks c WHERE c.doc_id = ?1 AND c.status = 'done'
                AND pages.page BETWEEN c.first AND c.last)",
         params![doc],
     )?;
-    let pages = tx.execute(
-        "INSERT INTO pages (doc_id, page, text, flags)
+    tx.execute(
+        "INSERT OR REPLACE INTO pages (doc_id, page, text, flags)
          SELECT doc_id, page, text, flags FROM chunk_pages WHERE doc_id = ?1 ORDER BY page",
         params![doc],
-    )? as u64;
+    )?;
     tx.execute("DELETE FROM chunk_pages WHERE doc_id = ?1", params![doc])?;
+    // The pages this merge makes searchable: those of chunks not merged
+    // before (all of them, unless failed chunks of a partial document were
+    // retried).
+    let pages = tx.query_row(
+        "SELECT count(*) FROM pages p JOIN chunks c
+           ON c.doc_id = p.doc_id AND p.page BETWEEN c.first AND c.last
+         WHERE p.doc_id = ?1 AND c.status = 'done' AND c.merged = 0",
+        params![doc],
+        |r| r.get::<_, i64>(0),
+    )? as u64;
     tx.execute(
         "UPDATE chunks SET merged = 1 WHERE doc_id = ?1 AND status = 'done'",
         params![doc],

@@ -70,7 +70,9 @@ impl Catalog {
              FROM pages_fts
              JOIN pages p ON p.id = pages_fts.rowid
              JOIN documents d ON d.id = p.doc_id
-             WHERE pages_fts MATCH ?1
+             WHERE pages_fts MATCH ?1 AND NOT EXISTS (
+                 SELECT 1 FROM chunks c WHERE c.doc_id = p.doc_id AND c.merged = 0
+                   AND c.status = 'done' AND p.page BETWEEN c.first AND c.last)
              ORDER BY rank, d.path, p.page
              LIMIT ?2",
         )?;
@@ -111,10 +113,16 @@ impl Catalog {
                 status.documents.insert(s, n as u64);
             }
         }
-        status.pages = self
-            .conn
-            .query_row("SELECT count(*) FROM pages", [], |r| r.get::<_, i64>(0))?
-            as u64;
+        status.pages = self.conn.query_row(
+            // The pages of chunks done but not merged yet are not
+            // searchable, so not counted.
+            "SELECT (SELECT count(*) FROM pages)
+                      - (SELECT count(*) FROM pages p JOIN chunks c
+                           ON c.doc_id = p.doc_id AND p.page BETWEEN c.first AND c.last
+                         WHERE c.status = 'done' AND c.merged = 0)",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64;
         status.interrupted = self.conn.query_row(
             "SELECT (SELECT coalesce(sum(interrupted), 0) FROM documents)
                   + (SELECT coalesce(sum(interrupted), 0) FROM chunks)",

@@ -104,9 +104,13 @@ CREATE TABLE IF NOT EXISTS attempts (
 CREATE INDEX IF NOT EXISTS attempts_doc ON attempts(doc_id);
 
 -- A long PDF is extracted as page-range chunks, each a job with its own
--- lease, so several workers (or machines) share it. Chunk pages wait in
--- `chunk_pages`, outside the search index, until the last chunk ends; then
--- they move to `pages` in page order in the same transaction. Tokens come
+-- lease, so several workers (or machines) share it. A chunk's pages go into
+-- `pages` (and the index) when it commits, but search and status skip the
+-- pages of chunks done and not merged, and export reads only `done` and
+-- `partial` documents, so the document becomes searchable at once when the
+-- commit of its last chunk merges it.
+-- (`chunk_pages` held them outside the index until the merge in earlier
+-- versions; the merge still moves any left there.) Tokens come
 -- from one sequence (meta 'chunk_token'), so a chunk planned again after
 -- the file changed never accepts a stale job's result.
 CREATE TABLE IF NOT EXISTS chunks (
