@@ -10,7 +10,7 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -57,22 +57,44 @@ pub enum SpawnError {
 /// so a chatty worker can never block on a full pipe. A line that says an
 /// allocation failed is kept however much follows it.
 #[derive(Clone, Default)]
-pub struct StderrTail(Arc<Mutex<(VecDeque<String>, Option<String>)>>);
+pub struct StderrTail(Arc<(Mutex<Tail>, Condvar)>);
+
+#[derive(Default)]
+struct Tail {
+    lines: VecDeque<String>,
+    out_of_memory: Option<String>,
+    /// The pipe reached its end: every line the worker wrote is here.
+    ended: bool,
+}
 
 impl StderrTail {
-    pub fn lines(&self) -> Vec<String> {
-        self.0
-            .lock()
-            .map(|t| t.1.iter().chain(t.0.iter()).cloned().collect())
-            .unwrap_or_default()
+    /// The lines of a worker that has exited, once its reader has seen the
+    /// end of the pipe (at most `wait`): the reader thread may not have run
+    /// since the worker's last words, and those say why it died ("memory
+    /// allocation of N bytes failed" before an abort).
+    pub fn final_lines(&self, wait: Duration) -> Vec<String> {
+        let (lock, ended) = &*self.0;
+        let Ok(tail) = lock.lock() else {
+            return Vec::new();
+        };
+        let tail = match ended.wait_timeout_while(tail, wait, |t| !t.ended) {
+            Ok((tail, _)) => tail,
+            Err(poisoned) => poisoned.into_inner().0,
+        };
+        tail.out_of_memory
+            .iter()
+            .chain(tail.lines.iter())
+            .cloned()
+            .collect()
     }
 
     fn follow(&self, pipe: impl io::Read + Send + 'static, pid: u32) {
-        let tail = self.0.clone();
+        let shared = self.0.clone();
         let spawned = thread::Builder::new()
             .name(format!("stderr-{pid}"))
             .stack_size(64 * 1024)
             .spawn(move || {
+                let (lock, ended) = &*shared;
                 let mut reader = BufReader::new(pipe);
                 let mut buf = Vec::new();
                 loop {
@@ -85,18 +107,24 @@ impl StderrTail {
                                 continue;
                             }
                             tracing::debug!(worker = pid, "{line}");
-                            if let Ok(mut t) = tail.lock() {
-                                if t.1.is_none() && super::exit::says_out_of_memory(&line) {
-                                    t.1 = Some(line.clone());
+                            if let Ok(mut t) = lock.lock() {
+                                if t.out_of_memory.is_none()
+                                    && super::exit::says_out_of_memory(&line)
+                                {
+                                    t.out_of_memory = Some(line.clone());
                                 }
-                                if t.0.len() == STDERR_LINES {
-                                    t.0.pop_front();
+                                if t.lines.len() == STDERR_LINES {
+                                    t.lines.pop_front();
                                 }
-                                t.0.push_back(line);
+                                t.lines.push_back(line);
                             }
                         }
                     }
                 }
+                if let Ok(mut t) = lock.lock() {
+                    t.ended = true;
+                }
+                ended.notify_all();
             });
         if let Err(e) = spawned {
             tracing::warn!("cannot follow stderr of worker {pid}: {e}");
@@ -258,5 +286,64 @@ impl Limits {
         rlimit::setrlimit(rlimit::Resource::NOFILE, self.fds, self.fds)?;
         rlimit::setrlimit(rlimit::Resource::CORE, 0, 0)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn final_lines_hold_the_last_words_of_an_exited_process() {
+        // Many lines, the telling one last, as an aborting allocator writes.
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                "i=0; while [ $i -lt 200 ]; do echo noise $i >&2; i=$((i+1)); done; \
+                 echo 'memory allocation of 3145728000 bytes failed' >&2; exit 134",
+            ])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let tail = StderrTail::default();
+        tail.follow(child.stderr.take().unwrap(), child.id());
+        assert_eq!(child.wait().unwrap().code(), Some(134));
+        let lines = tail.final_lines(Duration::from_secs(10));
+        assert_eq!(
+            lines.first().map(String::as_str),
+            Some("memory allocation of 3145728000 bytes failed"),
+            "{lines:?}"
+        );
+        assert_eq!(lines.len(), STDERR_LINES + 1);
+        assert_eq!(lines.last(), lines.first());
+    }
+
+    #[test]
+    fn final_lines_give_up_on_a_pipe_held_open() {
+        use nix::sys::signal::{killpg, Signal};
+        use nix::unistd::Pid;
+        // A grandchild keeps the pipe open: the wait is bounded.
+        let mut child = Command::new("sh")
+            .args(["-c", "echo early >&2; sleep 30 & exit 0"])
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let group = Pid::from_raw(child.id() as i32);
+        let tail = StderrTail::default();
+        tail.follow(child.stderr.take().unwrap(), child.id());
+        child.wait().unwrap();
+        let started = Instant::now();
+        let lines = tail.final_lines(Duration::from_millis(200));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(lines, vec!["early".to_string()]);
+        // The grandchild goes; the pipe then ends, which shows it is gone.
+        killpg(group, Signal::SIGKILL).unwrap();
+        let (lock, _) = &*tail.0;
+        tail.final_lines(Duration::from_secs(10));
+        assert!(
+            lock.lock().unwrap().ended,
+            "the sleeping grandchild outlived the test"
+        );
     }
 }

@@ -32,6 +32,9 @@ const POLL_SHARED: Duration = Duration::from_millis(500);
 const COMMIT_JOBS: usize = 64;
 const COMMIT_BYTES: usize = 16 << 20;
 const COMMIT_AFTER: Duration = Duration::from_millis(250);
+/// How long the reason for a worker's death waits for the last lines of its
+/// stderr (a grandchild holding the pipe open keeps it from ending).
+const STDERR_SETTLE: Duration = Duration::from_millis(300);
 const TICK: Duration = Duration::from_millis(50);
 /// The live display and stats file see the run this often; the machine
 /// readings behind them are refreshed every `SAMPLE_EVERY`.
@@ -959,7 +962,7 @@ impl<'a> Driver<'a> {
             let (outcome, reason) = classify_exit(
                 status,
                 None,
-                &slot.worker.stderr.lines(),
+                &slot.worker.stderr.final_lines(STDERR_SETTLE),
                 slot.worker.mem_limit,
             );
             self.on_failed(job, outcome, reason, slot.worker.pid, queue)?;
@@ -1039,7 +1042,7 @@ impl<'a> Driver<'a> {
             let (outcome, reason) = classify_exit(
                 status,
                 Some(&why),
-                &slot.worker.stderr.lines(),
+                &slot.worker.stderr.final_lines(STDERR_SETTLE),
                 slot.worker.mem_limit,
             );
             self.on_failed(job, outcome, reason, slot.worker.pid, queue)?;
