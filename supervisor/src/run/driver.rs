@@ -546,9 +546,7 @@ impl<'a> Driver<'a> {
                 epub_entry_cap: self.opts.epub_entry_cap,
                 epub_book_cap: self.opts.epub_book_cap,
             };
-            let pages = doc.chunk.map_or(0, |r| r.last - r.first + 1);
-            let deadline =
-                policy::chunk_deadline(&self.opts.timeouts, doc.job_size(), pages, doc.attempts);
+            let deadline = self.job_deadline(&doc);
             let slot = self.slots.get_mut(&id).expect("slot just chosen");
             if slot.worker.jobs.send(ToWorker::Job(job)).is_err() {
                 // The worker died before it could take the job: reap it, and
@@ -988,13 +986,7 @@ impl<'a> Driver<'a> {
         for (id, slot) in &self.slots {
             let Some(job) = &slot.job else { continue };
             if now >= job.deadline {
-                let pages = job.doc.chunk.map_or(0, |r| r.last - r.first + 1);
-                let total = policy::chunk_deadline(
-                    &self.opts.timeouts,
-                    job.doc.job_size(),
-                    pages,
-                    job.doc.attempts,
-                );
+                let total = self.job_deadline(&job.doc);
                 kills.push((
                     *id,
                     KillReason::Deadline {
@@ -1063,6 +1055,13 @@ impl<'a> Driver<'a> {
         }
         self.flush()?;
         Ok(())
+    }
+
+    /// A job's deadline: its share of the file's bytes and, for a chunk, of
+    /// its pages, escalated by earlier attempts.
+    fn job_deadline(&self, doc: &QueuedDoc) -> Duration {
+        let pages = doc.chunk.map_or(0, |r| r.last - r.first + 1);
+        policy::chunk_deadline(&self.opts.timeouts, doc.job_size(), pages, doc.attempts)
     }
 
     fn commit_due(&self) -> bool {

@@ -262,9 +262,6 @@ fn pg_text(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Whether an error is worth one more try of the whole transaction: two
-/// supervisors discovering the same files in different orders can deadlock,
-/// and the server then cancels one of them.
 /// Runs `body` in a transaction and commits it. A transaction the server
 /// cancelled (a deadlock, a serialization failure) is tried again, up to
 /// five times: it is all or nothing, so nothing of the failed try stays.
@@ -287,6 +284,9 @@ fn in_retried_tx<T>(
     }
 }
 
+/// Whether an error is worth one more try of the whole transaction: two
+/// supervisors discovering the same files in different orders can deadlock,
+/// and the server then cancels one of them.
 fn retryable(e: &postgres::Error) -> bool {
     matches!(
         e.code(),

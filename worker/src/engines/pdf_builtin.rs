@@ -23,8 +23,7 @@ pub fn extract(
 ) -> Result<DocSummary, WorkerFailure> {
     let bytes = fs::read(path).map_err(|e| io_failure("cannot read the file", &e))?;
     let doc = load(&bytes)?;
-    let all_pages: Vec<u32> = doc.get_pages().keys().copied().collect();
-    let page_count = all_pages.len() as u32;
+    let page_count = doc.get_pages().len() as u32;
     if page_count == 0 {
         return Err(deterministic("the PDF has no pages".to_string()));
     }

@@ -7,9 +7,9 @@
 //!
 //! It answers only the plain case. A file it cannot read this way (a broken
 //! cross-reference table the tools would repair, encryption that needs a
-//! password, no page count, a title or author it cannot resolve, a file
-//! too big to read into memory for this) gives `None`, and the engine asks its tool as before, so every failure
-//! reason still comes from the tool.
+//! password, no page count, a title or author it cannot resolve, a file too
+//! big to read into memory for this) gives `None`, and the engine asks its
+//! tool as before, so every failure reason still comes from the tool.
 
 use std::fs;
 use std::panic::{self, AssertUnwindSafe};

@@ -22,10 +22,7 @@ pub fn extract(
     sink: &mut dyn PageSink,
 ) -> Result<DocSummary, WorkerFailure> {
     let file = child::file_arg(path);
-    let meta = match pdf_meta::read(path) {
-        Some(meta) => meta,
-        None => metadata(&file)?,
-    };
+    let meta = pdf_meta::read(path).map_or_else(|| metadata(&file), Ok)?;
     sink.page_count(meta.page_count)?;
     let (first, last) = super::clamp_range(range, meta.page_count)?;
 
