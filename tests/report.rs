@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{corpus, mockdoc, wait_child, Env};
-use docmill::catalog::Catalog;
+use docmill::store::Catalog;
 
 /// Charts in every report (`docmill::metrics::report::CHARTS`).
 const CHARTS: usize = docmill::metrics::report::CHARTS;

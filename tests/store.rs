@@ -10,11 +10,10 @@ use std::time::{Duration, Instant};
 
 use common::pg::PgCluster;
 use common::wait_until;
-use docmill::catalog::jobs::FinishedResult;
-use docmill::catalog::{
-    Claim, Finished, Found, FoundKind, Merged, RetryPolicy, Written, HIT_END, HIT_START,
+use docmill::store::{
+    self, Claim, DocState, Finished, FinishedResult, Found, FoundKind, Merged, RetryPolicy, Store,
+    Written, HIT_END, HIT_START,
 };
-use docmill::store::{self, Store};
 use docmill_protocol::{DocSummary, Format, Outcome, PageFlags, PageRange};
 
 const LONG: Duration = Duration::from_secs(600);
@@ -75,7 +74,7 @@ fn done(doc: i64, claim: Claim, run: i64, pages: &[&str]) -> Finished {
     }
 }
 
-fn failed(doc: i64, claim: Claim, run: i64, status: &'static str) -> Finished {
+fn failed(doc: i64, claim: Claim, run: i64, status: DocState) -> Finished {
     Finished {
         doc,
         chunk: None,
@@ -261,11 +260,14 @@ fn failures_and_releases(c: &Case) {
     assert_eq!(claims[0].0, bad, "claims come back in the order asked");
     let released = Finished {
         result: FinishedResult::Released,
-        ..failed(back, claims[1].1, run, "pending")
+        ..failed(back, claims[1].1, run, DocState::Pending)
     };
     assert_eq!(
-        a.commit(&[failed(bad, claims[0].1, run, "quarantined"), released])
-            .unwrap(),
+        a.commit(&[
+            failed(bad, claims[0].1, run, DocState::Quarantined),
+            released
+        ])
+        .unwrap(),
         vec![Written::Held, Written::Held]
     );
     let st = a.status().unwrap();
@@ -455,7 +457,7 @@ fn chunks_merge_wherever_the_last_one_ends(c: &Case) {
         b.commit(&[chunk_done(id, c4, run_b, ranges[1], 8)])
             .unwrap(),
         vec![Written::Merged(Merged {
-            status: "done",
+            status: DocState::Done,
             pages: 8
         })]
     );

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use docmill_protocol::exit_codes;
 
-use crate::catalog::{Catalog, HIT_END, HIT_START};
 use crate::metrics::report::ReportError;
 use crate::store;
+use crate::store::{Catalog, HIT_END, HIT_START};
 
 pub fn search(db: &Path, query: &str, limit: usize, json: bool) -> anyhow::Result<i32> {
     let mut catalog = store::open_existing(db)?;

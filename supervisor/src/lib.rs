@@ -2,7 +2,6 @@
 //! walk that discovers documents, the pool of worker processes, the run
 //! loop that drives them, and the stores (SQLite, PostgreSQL) behind it.
 
-pub mod catalog;
 pub mod cli;
 mod commands;
 pub mod engines;

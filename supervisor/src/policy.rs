@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use docmill_protocol::Outcome;
 
+use crate::store::DocState;
+
 /// Where a document goes after an attempt that did not succeed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Verdict {
-    /// pending (retry), failed, or quarantined.
-    pub status: &'static str,
+    /// Pending (retry), failed, or quarantined.
+    pub status: DocState,
     /// Whether the attempt counts against the document.
     pub counts: bool,
 }
@@ -19,28 +21,28 @@ pub struct Verdict {
 pub fn after_failure(outcome: Outcome, attempts_before: u32, max_attempts: u32) -> Verdict {
     match outcome {
         Outcome::Done => Verdict {
-            status: "done",
+            status: DocState::Done,
             counts: false,
         },
         // The run stopped it: not the document's fault.
         Outcome::Cancelled => Verdict {
-            status: "pending",
+            status: DocState::Pending,
             counts: false,
         },
         // A bad file fails the same way every time: no retries burned.
         Outcome::ExtractFailed => Verdict {
-            status: "failed",
+            status: DocState::Failed,
             counts: true,
         },
         Outcome::Crashed | Outcome::TimedOut | Outcome::MemoryLimit | Outcome::FdLimit => {
             if attempts_before + 1 >= max_attempts {
                 Verdict {
-                    status: "quarantined",
+                    status: DocState::Quarantined,
                     counts: true,
                 }
             } else {
                 Verdict {
-                    status: "pending",
+                    status: DocState::Pending,
                     counts: true,
                 }
             }
@@ -113,14 +115,14 @@ mod tests {
     #[test]
     fn failure_table() {
         let table = [
-            (Outcome::ExtractFailed, 0, 3, "failed", true),
-            (Outcome::Crashed, 0, 3, "pending", true),
-            (Outcome::Crashed, 1, 3, "pending", true),
-            (Outcome::Crashed, 2, 3, "quarantined", true),
-            (Outcome::TimedOut, 2, 3, "quarantined", true),
-            (Outcome::MemoryLimit, 0, 1, "quarantined", true),
-            (Outcome::FdLimit, 0, 2, "pending", true),
-            (Outcome::Cancelled, 5, 3, "pending", false),
+            (Outcome::ExtractFailed, 0, 3, DocState::Failed, true),
+            (Outcome::Crashed, 0, 3, DocState::Pending, true),
+            (Outcome::Crashed, 1, 3, DocState::Pending, true),
+            (Outcome::Crashed, 2, 3, DocState::Quarantined, true),
+            (Outcome::TimedOut, 2, 3, DocState::Quarantined, true),
+            (Outcome::MemoryLimit, 0, 1, DocState::Quarantined, true),
+            (Outcome::FdLimit, 0, 2, DocState::Pending, true),
+            (Outcome::Cancelled, 5, 3, DocState::Pending, false),
         ];
         for (outcome, before, max, status, counts) in table {
             let v = after_failure(outcome, before, max);

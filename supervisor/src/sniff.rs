@@ -7,7 +7,7 @@ use std::path::Path;
 
 use docmill_protocol::Format;
 
-use crate::catalog::FoundKind;
+use crate::store::FoundKind;
 
 const HEAD: usize = 1024;
 const EPUB_MIMETYPE: &[u8] = b"mimetypeapplication/epub+zip";

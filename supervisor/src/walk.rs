@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use walkdir::WalkDir;
 
-use crate::catalog::{Found, FoundKind};
 use crate::sniff;
+use crate::store::{Found, FoundKind};
 
 /// Makes roots absolute and canonical, drops duplicates and roots inside
 /// another root. A root that does not exist is an error for the caller.

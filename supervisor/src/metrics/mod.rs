@@ -11,7 +11,6 @@ mod display;
 mod rate;
 pub mod report;
 mod stats;
-mod tier;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,9 +19,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub use crate::schedule::{queue_by_tier, size_tier, TIERS};
 pub use rate::{RateWindow, Rates};
 pub use stats::{write_atomic, StatsJson};
-pub use tier::{queue_by_tier, size_tier, TIERS};
 
 use display::Display;
 

@@ -14,14 +14,15 @@ use ipc_channel::ipc::{IpcReceiverSet, IpcSelectionResult};
 use serde::Serialize;
 
 use super::IndexOptions;
-use crate::catalog::jobs::FinishedResult;
-use crate::catalog::{now_ms, plan_ranges, Claim, Finished, QueuedDoc, Written};
 use crate::metrics::{queue_by_tier, MetricsOptions, Recorder, Snapshot};
 use crate::policy;
 use crate::pool::{self, classify_exit, KillReason, SpawnSpec, Worker};
 use crate::scale::{self, Readings, Sampler, ScaleState, SystemSampler};
 use crate::schedule;
+use crate::schedule::plan_ranges;
 use crate::signals::Signals;
+use crate::store::FinishedResult;
+use crate::store::{now_ms, Claim, DocState, Finished, QueuedDoc, Written};
 use crate::store::{Store, StoreError};
 
 /// With a shared store, how often a run whose queue is empty looks for
@@ -790,7 +791,7 @@ impl<'a> Driver<'a> {
                         job,
                         Outcome::ExtractFailed,
                         "the file kept changing while it was read".to_string(),
-                        "failed",
+                        DocState::Failed,
                         false,
                         pid,
                     );
@@ -801,7 +802,7 @@ impl<'a> Driver<'a> {
                     job,
                     Outcome::ExtractFailed,
                     "the file vanished while it was read".to_string(),
-                    "failed",
+                    DocState::Failed,
                     false,
                     pid,
                 );
@@ -859,7 +860,7 @@ impl<'a> Driver<'a> {
             && match outcome {
                 Outcome::ExtractFailed | Outcome::TimedOut => true,
                 Outcome::Done | Outcome::Cancelled => false,
-                _ => verdict.status != "pending",
+                _ => verdict.status != DocState::Pending,
             };
         if fallback {
             let counts = !matches!(outcome, Outcome::ExtractFailed | Outcome::TimedOut);
@@ -870,7 +871,7 @@ impl<'a> Driver<'a> {
             next.attempts += u32::from(counts);
             next.engine_notes.push(note.clone());
             self.totals.fallbacks += 1;
-            self.record_failure(job, outcome, note, "pending", counts, pid)?;
+            self.record_failure(job, outcome, note, DocState::Pending, counts, pid)?;
             if self.signals.requested().is_none() {
                 self.flush()?;
                 queue.push_front(next);
@@ -882,14 +883,14 @@ impl<'a> Driver<'a> {
         }
         let mut retry = job.doc.clone();
         retry.attempts += u32::from(verdict.counts);
-        let reason = if job.doc.engine_notes.is_empty() || verdict.status == "pending" {
+        let reason = if job.doc.engine_notes.is_empty() || verdict.status == DocState::Pending {
             reason
         } else {
             let engine = self.engines[job.doc.engine_idx].as_str();
             final_engine_reason(&job.doc.engine_notes, &format!("{engine}: {reason}"))
         };
         self.record_failure(job, outcome, reason, verdict.status, verdict.counts, pid)?;
-        if verdict.status == "pending" && self.signals.requested().is_none() {
+        if verdict.status == DocState::Pending && self.signals.requested().is_none() {
             // The retry queue comes first. Its failure must be written
             // before it can be claimed again.
             self.flush()?;
@@ -906,7 +907,7 @@ impl<'a> Driver<'a> {
         job: InFlight,
         outcome: Outcome,
         reason: String,
-        status: &'static str,
+        status: DocState,
         counts: bool,
         pid: u32,
     ) -> anyhow::Result<()> {
@@ -925,8 +926,8 @@ impl<'a> Driver<'a> {
         match status {
             // A chunk's end counts for its document once merged.
             _ if job.doc.chunk.is_some() && outcome != Outcome::Cancelled => {}
-            "failed" => self.totals.failed += 1,
-            "quarantined" => self.totals.quarantined += 1,
+            DocState::Failed => self.totals.failed += 1,
+            DocState::Quarantined => self.totals.quarantined += 1,
             _ if outcome == Outcome::Cancelled => self.totals.cancelled += 1,
             _ => {}
         }
@@ -1098,7 +1099,7 @@ impl<'a> Driver<'a> {
                         m.status
                     );
                     match m.status {
-                        "done" => {
+                        DocState::Done => {
                             self.totals.done += 1;
                             let format = self
                                 .split_formats
@@ -1111,8 +1112,8 @@ impl<'a> Driver<'a> {
                                 .entry(format.as_str().to_string())
                                 .or_default() += 1;
                         }
-                        "partial" => self.totals.partial += 1,
-                        "quarantined" => self.totals.quarantined += 1,
+                        DocState::Partial => self.totals.partial += 1,
+                        DocState::Quarantined => self.totals.quarantined += 1,
                         _ => self.totals.failed += 1,
                     }
                 }

@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 use docmill_protocol::exit_codes;
 use serde::Serialize;
 
-use crate::catalog::{QueuedDoc, RetryPolicy};
 use crate::engines::{self, EngineFlag};
 use crate::metrics::ProgressMode;
 use crate::policy::Timeouts;
 use crate::scale::ScalePolicy;
 use crate::signals::Signals;
 use crate::store::{self, Store};
+use crate::store::{QueuedDoc, RetryPolicy};
 use crate::walk::{self, WalkOptions};
 
 pub use driver::Totals;
@@ -120,7 +120,7 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
         allow_mock: opts.allow_mock,
     };
     let mut batch = Vec::with_capacity(512);
-    let mut discovered = crate::catalog::DiscoverCounts::default();
+    let mut discovered = crate::store::DiscoverCounts::default();
     let mut upsert_err = None;
     walk::walk(&roots, &walk_opts, |found| {
         batch.push(found);
@@ -195,7 +195,7 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
 #[derive(Serialize)]
 struct Summary<'a> {
     run: i64,
-    discovered: crate::catalog::DiscoverCounts,
+    discovered: crate::store::DiscoverCounts,
     totals: &'a Totals,
     failed_documents: u64,
     seconds: f64,
@@ -304,7 +304,7 @@ fn redacted_db<S: serde::Serializer>(db: &std::path::Path, s: S) -> Result<S::Ok
     s.serialize_str(&store::redacted(db))
 }
 
-fn add(total: &mut crate::catalog::DiscoverCounts, c: crate::catalog::DiscoverCounts) {
+fn add(total: &mut crate::store::DiscoverCounts, c: crate::store::DiscoverCounts) {
     total.new += c.new;
     total.changed += c.changed;
     total.unchanged += c.unchanged;

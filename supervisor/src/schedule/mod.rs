@@ -9,8 +9,12 @@ use std::collections::VecDeque;
 use docmill_protocol::Format;
 use serde::Serialize;
 
-use crate::catalog::QueuedDoc;
-use crate::metrics::size_tier;
+use crate::store::QueuedDoc;
+pub use plan::plan_ranges;
+pub use tier::{queue_by_tier, size_tier, TIERS};
+
+mod plan;
+mod tier;
 
 /// How far down the queue to look for a document that fits, so one
 /// blocked kind (EPUBs at their limit, say) does not stall the rest.

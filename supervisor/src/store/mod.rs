@@ -5,6 +5,7 @@
 
 mod pg;
 mod sqlite;
+mod types;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,12 +13,15 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::catalog::{
-    Catalog, CatalogError, Claim, DiscoverCounts, Finished, Found, QueuedDoc, RetryPolicy,
-    SearchHit, Status, Written,
-};
 use crate::metrics::Snapshot;
 use docmill_protocol::PageRange;
+pub use sqlite::{
+    Catalog, CatalogError, ErrorRate, ExportError, ExportPage, RunInfo, RunStats, TierStats,
+};
+pub use types::{
+    now_ms, Claim, DiscoverCounts, DocState, Failure, Finished, FinishedResult, Found, FoundKind,
+    Merged, QueuedDoc, RetryPolicy, SearchHit, Status, Written, HIT_END, HIT_START,
+};
 
 pub use pg::PgStore;
 

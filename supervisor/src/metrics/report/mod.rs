@@ -13,7 +13,7 @@ use thiserror::Error;
 
 use super::rate::pages_per_min_series;
 use super::Snapshot;
-use crate::catalog::{Catalog, CatalogError, RunInfo, RunStats};
+use crate::store::{Catalog, CatalogError, RunInfo, RunStats};
 use charts::{BarChart, LineChart, Marker, Series};
 
 /// The number of charts every report has (some may be empty frames).

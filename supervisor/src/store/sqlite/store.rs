@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use rusqlite::params;
 
-use super::{Store, StoreError};
-use crate::catalog::{
-    now_ms, Catalog, CatalogError, Claim, DiscoverCounts, ExportError, Finished, Found, QueuedDoc,
-    RetryPolicy, SearchHit, Status, Written,
-};
+use super::{Catalog, CatalogError, ExportError};
 use crate::metrics::Snapshot;
+use crate::store::{
+    now_ms, Claim, DiscoverCounts, Finished, Found, QueuedDoc, RetryPolicy, SearchHit, Status,
+    Store, StoreError, Written,
+};
 use docmill_protocol::PageRange;
 
 impl Store for Catalog {

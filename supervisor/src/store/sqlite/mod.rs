@@ -2,24 +2,23 @@
 //! document seen, its pages, an FTS5 index over them, and the record of runs
 //! and attempts.
 
-pub mod chunks;
+mod chunks;
 mod discover;
-pub mod jobs;
+mod jobs;
 mod query;
 mod samples;
 mod schema;
+mod store;
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags};
 use thiserror::Error;
 
-pub use chunks::{plan_ranges, Merged};
-pub use discover::RetryPolicy;
-pub use discover::{DiscoverCounts, Found, FoundKind};
-pub use jobs::{Claim, Finished, QueuedDoc, Written};
-pub use query::{ExportError, ExportPage, Failure, SearchHit, Status, HIT_END, HIT_START};
+use super::now_ms;
+
+pub(crate) use chunks::one_line_list;
+pub use query::{ExportError, ExportPage};
 pub use samples::{ErrorRate, RunInfo, RunStats, TierStats};
 
 #[derive(Debug, Error)]
@@ -46,14 +45,6 @@ pub enum CatalogError {
 
 pub struct Catalog {
     conn: Connection,
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl Catalog {

@@ -16,13 +16,12 @@ use docmill_protocol::{Format, Outcome, PageRange};
 use postgres::error::SqlState;
 use postgres::{Client, NoTls, Transaction};
 
-use super::{Store, StoreError};
-use crate::catalog::chunks::one_line_list;
-use crate::catalog::jobs::FinishedResult;
-use crate::catalog::{
-    now_ms, Claim, DiscoverCounts, ExportPage, Failure, Finished, Found, FoundKind, Merged,
-    QueuedDoc, RetryPolicy, SearchHit, Status, Written, HIT_END, HIT_START,
+use super::sqlite::one_line_list;
+use super::{
+    now_ms, Claim, DiscoverCounts, DocState, ExportPage, Failure, Finished, FinishedResult, Found,
+    FoundKind, Merged, QueuedDoc, RetryPolicy, SearchHit, Status, Written, HIT_END, HIT_START,
 };
+use super::{Store, StoreError};
 use crate::metrics::Snapshot;
 
 /// The schema this docmill writes; a newer one is refused.
@@ -518,7 +517,7 @@ fn write_one(tx: &mut Transaction<'_>, job: &Finished) -> Result<bool, postgres:
                     &pid,
                     &job.started_ms,
                     &job.ended_ms,
-                    status,
+                    &status.as_str(),
                     &i64::from(*counts),
                     &job.doc,
                     &token,
@@ -615,7 +614,7 @@ fn write_chunk(
                  WHERE doc_id = $5 AND first = $6 AND lease_token = $7 AND status = 'running'"
             ),
             &[
-                status,
+                &status.as_str(),
                 &outcome.as_str(),
                 &pg_text(reason).as_ref(),
                 &i64::from(*counts),
@@ -718,9 +717,9 @@ fn merge(tx: &mut Transaction<'_>, doc: i64) -> Result<Option<Merged>, postgres:
     if done.is_empty() {
         // Nothing of it could be read: the document fails as a whole.
         let status = if failed.iter().any(|r| status_of(r) == "quarantined") {
-            "quarantined"
+            DocState::Quarantined
         } else {
-            "failed"
+            DocState::Failed
         };
         tx.execute(
             &format!(
@@ -728,7 +727,7 @@ fn merge(tx: &mut Transaction<'_>, doc: i64) -> Result<Option<Merged>, postgres:
                  WHERE id = $4"
             ),
             &[
-                &status,
+                &status.as_str(),
                 &first_outcome(),
                 &one_line_list("every chunk failed", &failed_text),
                 &doc,
@@ -761,10 +760,10 @@ fn merge(tx: &mut Transaction<'_>, doc: i64) -> Result<Option<Merged>, postgres:
     engines.dedup();
     let head = done[0];
     let (status, outcome, reason) = if failed.is_empty() {
-        ("done", "done".to_string(), None)
+        (DocState::Done, "done".to_string(), None)
     } else {
         (
-            "partial",
+            DocState::Partial,
             first_outcome(),
             Some(one_line_list("some pages failed", &failed_text)),
         )
@@ -776,7 +775,7 @@ fn merge(tx: &mut Transaction<'_>, doc: i64) -> Result<Option<Merged>, postgres:
              WHERE id = $8"
         ),
         &[
-            &status,
+            &status.as_str(),
             &outcome,
             &reason,
             &engines.join("+"),

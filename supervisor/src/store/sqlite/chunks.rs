@@ -12,39 +12,8 @@ use std::path::PathBuf;
 use docmill_protocol::{Format, Outcome, PageRange};
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::jobs::{Finished, FinishedResult, QueuedDoc, Written};
-use super::{now_ms, Catalog, CatalogError, Claim};
-
-/// The chunks of a `page_count`-page document, `chunk_pages` pages each
-/// (the last one takes the rest, or joins the one before when it would be
-/// shorter than a quarter chunk).
-pub fn plan_ranges(page_count: u32, chunk_pages: u32) -> Vec<PageRange> {
-    let size = chunk_pages.max(1);
-    let mut out: Vec<PageRange> = Vec::new();
-    let mut first = 1;
-    while first <= page_count {
-        let last = (first + size - 1).min(page_count);
-        out.push(PageRange { first, last });
-        first = last + 1;
-    }
-    if out.len() >= 2 {
-        let tail = out[out.len() - 1];
-        if tail.last - tail.first + 1 < size.div_ceil(4) {
-            out.pop();
-            if let Some(prev) = out.last_mut() {
-                prev.last = tail.last;
-            }
-        }
-    }
-    out
-}
-
-/// A document whose last chunk just ended: its final status and pages.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Merged {
-    pub status: &'static str,
-    pub pages: u64,
-}
+use super::{Catalog, CatalogError};
+use crate::store::{now_ms, Claim, DocState, Finished, FinishedResult, Merged, QueuedDoc, Written};
 
 impl Catalog {
     /// Turns a claimed document into chunk jobs, fenced by its lease: a
@@ -256,7 +225,7 @@ pub(super) fn write_chunk(
                  lease_owner = NULL, lease_expires = NULL, updated_ms = ?5
              WHERE doc_id = ?6 AND first = ?7 AND lease_token = ?8 AND status = 'running'",
             params![
-                status,
+                status.as_str(),
                 outcome.as_str(),
                 reason,
                 i64::from(*counts),
@@ -354,9 +323,9 @@ fn merge(tx: &Transaction<'_>, doc: i64) -> Result<Option<Merged>, CatalogError>
     if done.is_empty() {
         // Nothing of it could be read: the document fails as a whole.
         let status = if failed.iter().any(|c| c.status == "quarantined") {
-            "quarantined"
+            DocState::Quarantined
         } else {
-            "failed"
+            DocState::Failed
         };
         let reason = one_line_list("every chunk failed", &failed_text);
         let outcome = failed[0]
@@ -365,7 +334,7 @@ fn merge(tx: &Transaction<'_>, doc: i64) -> Result<Option<Merged>, CatalogError>
             .unwrap_or_else(|| Outcome::ExtractFailed.as_str().to_string());
         tx.execute(
             "UPDATE documents SET status = ?1, outcome = ?2, reason = ?3, updated_ms = ?4 WHERE id = ?5",
-            params![status, outcome, reason, now, doc],
+            params![status.as_str(), outcome, reason, now, doc],
         )?;
         return Ok(Some(Merged { status, pages: 0 }));
     }
@@ -403,14 +372,14 @@ fn merge(tx: &Transaction<'_>, doc: i64) -> Result<Option<Merged>, CatalogError>
     let engine = engines.join("+");
     let head = done[0];
     let (status, outcome, reason) = if failed.is_empty() {
-        ("done", "done".to_string(), None)
+        (DocState::Done, "done".to_string(), None)
     } else {
         let outcome = failed[0]
             .outcome
             .clone()
             .unwrap_or_else(|| Outcome::ExtractFailed.as_str().to_string());
         (
-            "partial",
+            DocState::Partial,
             outcome,
             Some(one_line_list("some pages failed", &failed_text)),
         )
@@ -420,7 +389,7 @@ fn merge(tx: &Transaction<'_>, doc: i64) -> Result<Option<Merged>, CatalogError>
              author = ?6, language = ?7, updated_ms = ?8
          WHERE id = ?9",
         params![
-            status,
+            status.as_str(),
             outcome,
             reason,
             engine,
@@ -440,34 +409,5 @@ pub(crate) fn one_line_list(what: &str, items: &[String]) -> String {
     match crate::units::clip(&joined, 400) {
         (text, true) => format!("{text}… ({} ranges)", items.len()),
         (_, false) => joined,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn r(first: u32, last: u32) -> PageRange {
-        PageRange { first, last }
-    }
-
-    #[test]
-    fn ranges_cover_every_page_once() {
-        assert_eq!(plan_ranges(1000, 500), vec![r(1, 500), r(501, 1000)]);
-        assert_eq!(plan_ranges(1001, 500), vec![r(1, 500), r(501, 1001)]);
-        assert_eq!(
-            plan_ranges(1200, 500),
-            vec![r(1, 500), r(501, 1000), r(1001, 1200)]
-        );
-        assert_eq!(plan_ranges(10, 500), vec![r(1, 10)]);
-        assert!(plan_ranges(0, 500).is_empty());
-        for (pages, size) in [(12000, 500), (12001, 333), (7, 2), (352, 176)] {
-            let plan = plan_ranges(pages, size);
-            assert_eq!(plan[0].first, 1);
-            assert_eq!(plan.last().unwrap().last, pages);
-            for w in plan.windows(2) {
-                assert_eq!(w[0].last + 1, w[1].first);
-            }
-        }
     }
 }

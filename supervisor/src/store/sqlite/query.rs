@@ -1,45 +1,13 @@
 //! Reading the index: full-text search, status counts and failures, and the
 //! deterministic export.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
 use rusqlite::params;
 use serde::Serialize;
 
 use super::{Catalog, CatalogError};
-
-/// Marks around a match in a snippet; replaced by the output's own style.
-pub const HIT_START: &str = "\u{2}";
-pub const HIT_END: &str = "\u{3}";
-
-#[derive(Clone, Debug, Serialize)]
-pub struct SearchHit {
-    pub path: String,
-    pub page: u32,
-    /// Higher is better (the negated bm25 rank).
-    pub score: f64,
-    pub snippet: String,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Failure {
-    pub path: String,
-    pub status: String,
-    pub outcome: Option<String>,
-    pub reason: String,
-    pub attempts: u32,
-}
-
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Status {
-    pub documents: BTreeMap<String, u64>,
-    pub pages: u64,
-    pub failures: Vec<Failure>,
-    /// Attempts cut short by a supervisor that died; not held against
-    /// any document.
-    pub interrupted: u64,
-}
+use crate::store::{Failure, SearchHit, Status, HIT_END, HIT_START};
 
 #[derive(Serialize)]
 pub struct ExportPage<'a> {

@@ -6,130 +6,12 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use docmill_protocol::{DocSummary, Format, Outcome, PageFlags, PageRange};
+use docmill_protocol::{Format, Outcome};
 use rusqlite::{params, Transaction};
 
-use super::{now_ms, Catalog, CatalogError};
-
-/// A document waiting for a worker.
-#[derive(Clone, Debug)]
-pub struct QueuedDoc {
-    pub id: i64,
-    pub path: PathBuf,
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub format: Format,
-    /// Attempts that counted against the document so far.
-    pub attempts: u32,
-    /// Position in the run's PDF engine order (fallbacks move it on).
-    pub engine_idx: usize,
-    /// What the engines before this one said, for the final reason.
-    pub engine_notes: Vec<String>,
-    /// The format and size the scheduler sees: the real ones, except for
-    /// mock documents, whose script may pretend (`kind`, `bytes`).
-    pub sched_format: Format,
-    pub sched_size: u64,
-    /// For a chunk job: the pages it covers (the document is `split`).
-    pub chunk: Option<PageRange>,
-    /// The document's page count when known (chunk jobs); 0 otherwise.
-    pub page_total: u32,
-}
-
-impl QueuedDoc {
-    pub fn new(
-        id: i64,
-        path: PathBuf,
-        size: u64,
-        mtime_ns: i64,
-        format: Format,
-        attempts: u32,
-    ) -> QueuedDoc {
-        QueuedDoc {
-            id,
-            path,
-            size,
-            mtime_ns,
-            format,
-            attempts,
-            engine_idx: 0,
-            engine_notes: Vec::new(),
-            sched_format: format,
-            sched_size: size,
-            chunk: None,
-            page_total: 0,
-        }
-    }
-
-    /// Makes this the job for pages `range`; it is scheduled (and given a
-    /// deadline) as its share of the file's bytes.
-    pub fn set_chunk(&mut self, range: PageRange) {
-        self.chunk = Some(range);
-        self.sched_size = self.job_size();
-    }
-
-    /// The bytes this job stands for: the whole file, or a chunk's share.
-    pub fn job_size(&self) -> u64 {
-        match self.chunk {
-            Some(r) if self.page_total > 0 => {
-                let pages = u64::from(r.last - r.first + 1);
-                self.size.saturating_mul(pages) / u64::from(self.page_total)
-            }
-            _ => self.size,
-        }
-    }
-}
-
-/// The lease a claim took.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Claim {
-    pub token: i64,
-}
-
-/// A job that ended, ready to be written.
-#[derive(Debug)]
-pub struct Finished {
-    pub doc: i64,
-    /// Set for a chunk job.
-    pub chunk: Option<PageRange>,
-    pub claim: Claim,
-    pub run: i64,
-    pub attempt: u32,
-    pub worker_pid: u32,
-    pub started_ms: i64,
-    /// When the result arrived (commits are batched, so not commit time).
-    pub ended_ms: i64,
-    pub result: FinishedResult,
-}
-
-/// What a commit did with one finished job.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Written {
-    /// The lease was lost (another claimer, a changed file): nothing of it
-    /// was written.
-    Lost,
-    Held,
-    /// A chunk job that ended its document: the merged result.
-    Merged(super::Merged),
-}
-
-#[derive(Debug)]
-pub enum FinishedResult {
-    Done {
-        summary: DocSummary,
-        pages: Vec<(u32, String, PageFlags)>,
-    },
-    /// The attempt failed; `status` is where the document goes now
-    /// (pending for a retry, failed, quarantined).
-    Failed {
-        outcome: Outcome,
-        reason: String,
-        status: &'static str,
-        counts: bool,
-    },
-    /// Handed back before its result could count (never started, or the
-    /// file changed under it): back to the queue, no attempt recorded.
-    Released,
-}
+use super::{Catalog, CatalogError};
+use crate::store::now_ms;
+use crate::store::{Claim, Finished, FinishedResult, QueuedDoc, Written};
 
 impl Catalog {
     /// Every pending document, in path order, then the pending chunks of
@@ -270,7 +152,7 @@ fn write_one(tx: &Transaction<'_>, job: &Finished) -> Result<bool, CatalogError>
                  attempts = attempts + ?4, lease_owner = NULL, lease_expires = NULL, updated_ms = ?5
              WHERE id = ?6 AND lease_token = ?7 AND status = 'running'",
             params![
-                status,
+                status.as_str(),
                 outcome.as_str(),
                 reason,
                 i64::from(*counts),

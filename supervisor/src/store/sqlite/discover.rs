@@ -5,40 +5,11 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use docmill_protocol::Format;
 use rusqlite::{params, OptionalExtension};
 
-use super::{now_ms, Catalog, CatalogError};
-
-/// What the walk made of one path.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FoundKind {
-    /// A document to extract.
-    Document(Format),
-    /// Not a format docmill reads.
-    Unsupported(String),
-    /// A supported file that cannot be read (empty, permission denied).
-    Failed(String),
-    /// Not looked at, on purpose (a symbolic link, an unreadable folder).
-    Skipped(String),
-}
-
-#[derive(Clone, Debug)]
-pub struct Found {
-    pub path: PathBuf,
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub kind: FoundKind,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct DiscoverCounts {
-    pub new: u64,
-    pub changed: u64,
-    pub unchanged: u64,
-    pub requeued: u64,
-    pub removed: u64,
-}
+use super::{Catalog, CatalogError};
+use crate::store::now_ms;
+use crate::store::{DiscoverCounts, Found, FoundKind, RetryPolicy};
 
 fn status_of(kind: &FoundKind) -> (&'static str, &'static str, Option<&str>) {
     match kind {
@@ -47,13 +18,6 @@ fn status_of(kind: &FoundKind) -> (&'static str, &'static str, Option<&str>) {
         FoundKind::Failed(r) => ("failed", "other", Some(r)),
         FoundKind::Skipped(r) => ("skipped", "other", Some(r)),
     }
-}
-
-/// What to retry among unchanged files that did not finish well.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RetryPolicy {
-    pub failed: bool,
-    pub quarantined: bool,
 }
 
 impl Catalog {

@@ -1,0 +1,298 @@
+//! The types every store speaks, whatever its backend: the documents a run
+//! queues and claims, what it writes back, what discovery found, and the
+//! closed set of states a document (or a chunk of one) moves through.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use docmill_protocol::{DocSummary, Format, Outcome, PageFlags, PageRange};
+use serde::Serialize;
+
+/// Where a document, or one chunk of a split document, stands. Stored as
+/// its name (`as_str`); a name outside this set is a catalog from a newer
+/// docmill.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DocState {
+    /// Waiting for a worker (new, changed, or to be retried).
+    Pending,
+    /// Claimed under a lease by a supervisor.
+    Running,
+    /// Extracted as page-range chunk jobs; merged when the last one ends.
+    Split,
+    Done,
+    /// Done except the pages of chunks that kept failing.
+    Partial,
+    /// A bad file: it fails the same way every time.
+    Failed,
+    /// Failed every attempt it was given; not tried again unless asked.
+    Quarantined,
+    /// Not a format docmill reads.
+    Unsupported,
+    /// Not looked at, on purpose (a symbolic link, an unreadable folder).
+    Skipped,
+}
+
+impl DocState {
+    pub const ALL: [DocState; 9] = [
+        DocState::Pending,
+        DocState::Running,
+        DocState::Split,
+        DocState::Done,
+        DocState::Partial,
+        DocState::Failed,
+        DocState::Quarantined,
+        DocState::Unsupported,
+        DocState::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocState::Pending => "pending",
+            DocState::Running => "running",
+            DocState::Split => "split",
+            DocState::Done => "done",
+            DocState::Partial => "partial",
+            DocState::Failed => "failed",
+            DocState::Quarantined => "quarantined",
+            DocState::Unsupported => "unsupported",
+            DocState::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DocState> {
+        DocState::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+
+    /// Whether a run ends a document in this state badly (exit code 1).
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            DocState::Failed | DocState::Quarantined | DocState::Partial
+        )
+    }
+}
+
+impl std::fmt::Display for DocState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A document waiting for a worker.
+#[derive(Clone, Debug)]
+pub struct QueuedDoc {
+    pub id: i64,
+    pub path: PathBuf,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub format: Format,
+    /// Attempts that counted against the document so far.
+    pub attempts: u32,
+    /// Position in the run's PDF engine order (fallbacks move it on).
+    pub engine_idx: usize,
+    /// What the engines before this one said, for the final reason.
+    pub engine_notes: Vec<String>,
+    /// The format and size the scheduler sees: the real ones, except for
+    /// mock documents, whose script may pretend (`kind`, `bytes`).
+    pub sched_format: Format,
+    pub sched_size: u64,
+    /// For a chunk job: the pages it covers (the document is `split`).
+    pub chunk: Option<PageRange>,
+    /// The document's page count when known (chunk jobs); 0 otherwise.
+    pub page_total: u32,
+}
+
+impl QueuedDoc {
+    pub fn new(
+        id: i64,
+        path: PathBuf,
+        size: u64,
+        mtime_ns: i64,
+        format: Format,
+        attempts: u32,
+    ) -> QueuedDoc {
+        QueuedDoc {
+            id,
+            path,
+            size,
+            mtime_ns,
+            format,
+            attempts,
+            engine_idx: 0,
+            engine_notes: Vec::new(),
+            sched_format: format,
+            sched_size: size,
+            chunk: None,
+            page_total: 0,
+        }
+    }
+
+    /// Makes this the job for pages `range`; it is scheduled (and given a
+    /// deadline) as its share of the file's bytes.
+    pub fn set_chunk(&mut self, range: PageRange) {
+        self.chunk = Some(range);
+        self.sched_size = self.job_size();
+    }
+
+    /// The bytes this job stands for: the whole file, or a chunk's share.
+    pub fn job_size(&self) -> u64 {
+        match self.chunk {
+            Some(r) if self.page_total > 0 => {
+                let pages = u64::from(r.last - r.first + 1);
+                self.size.saturating_mul(pages) / u64::from(self.page_total)
+            }
+            _ => self.size,
+        }
+    }
+}
+
+/// The lease a claim took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub token: i64,
+}
+
+/// A job that ended, ready to be written.
+#[derive(Debug)]
+pub struct Finished {
+    pub doc: i64,
+    /// Set for a chunk job.
+    pub chunk: Option<PageRange>,
+    pub claim: Claim,
+    pub run: i64,
+    pub attempt: u32,
+    pub worker_pid: u32,
+    pub started_ms: i64,
+    /// When the result arrived (commits are batched, so not commit time).
+    pub ended_ms: i64,
+    pub result: FinishedResult,
+}
+
+/// What a commit did with one finished job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// The lease was lost (another claimer, a changed file): nothing of it
+    /// was written.
+    Lost,
+    Held,
+    /// A chunk job that ended its document: the merged result.
+    Merged(super::Merged),
+}
+
+#[derive(Debug)]
+pub enum FinishedResult {
+    Done {
+        summary: DocSummary,
+        pages: Vec<(u32, String, PageFlags)>,
+    },
+    /// The attempt failed; `status` is where the document goes now
+    /// (pending for a retry, failed, quarantined).
+    Failed {
+        outcome: Outcome,
+        reason: String,
+        status: DocState,
+        counts: bool,
+    },
+    /// Handed back before its result could count (never started, or the
+    /// file changed under it): back to the queue, no attempt recorded.
+    Released,
+}
+
+/// What the walk made of one path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FoundKind {
+    /// A document to extract.
+    Document(Format),
+    /// Not a format docmill reads.
+    Unsupported(String),
+    /// A supported file that cannot be read (empty, permission denied).
+    Failed(String),
+    /// Not looked at, on purpose (a symbolic link, an unreadable folder).
+    Skipped(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Found {
+    pub path: PathBuf,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub kind: FoundKind,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DiscoverCounts {
+    pub new: u64,
+    pub changed: u64,
+    pub unchanged: u64,
+    pub requeued: u64,
+    pub removed: u64,
+}
+
+/// What to retry among unchanged files that did not finish well.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RetryPolicy {
+    pub failed: bool,
+    pub quarantined: bool,
+}
+
+/// Marks around a match in a snippet; replaced by the output's own style.
+pub const HIT_START: &str = "\u{2}";
+pub const HIT_END: &str = "\u{3}";
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SearchHit {
+    pub path: String,
+    pub page: u32,
+    /// Higher is better (the negated bm25 rank).
+    pub score: f64,
+    pub snippet: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Failure {
+    pub path: String,
+    pub status: String,
+    pub outcome: Option<String>,
+    pub reason: String,
+    pub attempts: u32,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Status {
+    pub documents: BTreeMap<String, u64>,
+    pub pages: u64,
+    pub failures: Vec<Failure>,
+    /// Attempts cut short by a supervisor that died; not held against
+    /// any document.
+    pub interrupted: u64,
+}
+
+/// A document whose last chunk just ended: its final status and pages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Merged {
+    pub status: DocState,
+    pub pages: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_names_round_trip() {
+        for s in DocState::ALL {
+            assert_eq!(DocState::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(DocState::parse("bogus"), None);
+    }
+}
