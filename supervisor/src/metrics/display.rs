@@ -157,11 +157,11 @@ fn eta(s: Option<f64>) -> String {
 }
 
 fn queue(s: &Snapshot) -> String {
-    let tiers: Vec<String> = super::TIERS
+    let tiers: Vec<String> = super::Tier::ALL
         .iter()
-        .filter_map(|(t, _)| {
+        .filter_map(|t| {
             s.queue_by_tier
-                .get(*t)
+                .get(t.as_str())
                 .filter(|n| **n > 0)
                 .map(|n| format!("{t} {n}"))
         })

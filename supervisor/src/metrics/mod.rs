@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use crate::schedule::{queue_by_tier, size_tier, TIERS};
+pub use crate::schedule::{queue_by_tier, Tier};
 pub use rate::{RateWindow, Rates};
 pub use stats::{write_atomic, StatsJson};
 

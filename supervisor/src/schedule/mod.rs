@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::store::QueuedDoc;
 pub use plan::plan_ranges;
-pub use tier::{queue_by_tier, size_tier, TIERS};
+pub use tier::{queue_by_tier, Tier};
 
 mod plan;
 mod tier;
@@ -22,15 +22,15 @@ const LOOKAHEAD: usize = 512;
 
 /// Concurrent jobs per tier class at 12 workers (the plan's fast 8,
 /// standard 4, heavy 2, sequential 1); scaled with the worker count.
-const QUOTAS_AT_12: [(&[&str], u32); 4] = [
-    (&["tiny", "small"], 8),
-    (&["medium"], 4),
-    (&["large"], 2),
-    (&["huge"], 1),
+const QUOTAS_AT_12: [(&[Tier], u32); 4] = [
+    (&[Tier::Tiny, Tier::Small], 8),
+    (&[Tier::Medium], 4),
+    (&[Tier::Large], 2),
+    (&[Tier::Huge], 1),
 ];
 
 /// The class a tier belongs to, as an index into the quota table.
-fn class_of(tier: &str) -> usize {
+fn class_of(tier: Tier) -> usize {
     QUOTAS_AT_12
         .iter()
         .position(|(tiers, _)| tiers.contains(&tier))
@@ -60,7 +60,7 @@ impl Running {
         if doc.sched_format == Format::Epub {
             self.epubs += 1;
         }
-        self.per_class[class_of(size_tier(doc.sched_size))] += 1;
+        self.per_class[class_of(Tier::of(doc.sched_size))] += 1;
     }
 }
 
@@ -73,7 +73,7 @@ pub fn pick(
 ) -> Option<usize> {
     let quotas = quotas(workers);
     queue.iter().take(LOOKAHEAD).position(|d| {
-        let class = class_of(size_tier(d.sched_size));
+        let class = class_of(Tier::of(d.sched_size));
         (d.sched_format != Format::Epub || running.epubs < max_epubs)
             && running.per_class[class] < quotas[class]
     })
@@ -108,7 +108,7 @@ pub fn order(mut docs: Vec<QueuedDoc>, order: Order) -> VecDeque<QueuedDoc> {
             // Small (tiny, small), medium, large (large, huge).
             let mut classes: [VecDeque<QueuedDoc>; 3] = Default::default();
             for d in docs {
-                let c = match class_of(size_tier(d.sched_size)) {
+                let c = match class_of(Tier::of(d.sched_size)) {
                     0 => 0,
                     1 => 1,
                     _ => 2,

@@ -6,32 +6,71 @@ use std::collections::BTreeMap;
 
 const MIB: u64 = 1 << 20;
 
-/// The tiers, smallest first: (name, upper bound in bytes, exclusive).
-pub const TIERS: [(&str, u64); 5] = [
-    ("tiny", MIB),
-    ("small", 10 * MIB),
-    ("medium", 50 * MIB),
-    ("large", 200 * MIB),
-    ("huge", u64::MAX),
-];
+/// A size tier, smallest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tier {
+    /// Under 1 MiB.
+    Tiny,
+    /// 1 MiB to 10 MiB.
+    Small,
+    /// 10 MiB to 50 MiB.
+    Medium,
+    /// 50 MiB to 200 MiB.
+    Large,
+    /// 200 MiB and more.
+    Huge,
+}
 
-/// The tier of a file of `bytes` bytes: tiny < 1 MiB ≤ small < 10 MiB ≤
-/// medium < 50 MiB ≤ large < 200 MiB ≤ huge.
-pub fn size_tier(bytes: u64) -> &'static str {
-    TIERS
-        .iter()
-        .find(|(_, below)| bytes < *below)
-        .map(|(name, _)| *name)
-        .unwrap_or("huge")
+impl Tier {
+    /// Every tier, smallest first.
+    pub const ALL: [Tier; 5] = [
+        Tier::Tiny,
+        Tier::Small,
+        Tier::Medium,
+        Tier::Large,
+        Tier::Huge,
+    ];
+
+    /// The tier of a file of `bytes` bytes: tiny < 1 MiB ≤ small < 10 MiB ≤
+    /// medium < 50 MiB ≤ large < 200 MiB ≤ huge.
+    pub fn of(bytes: u64) -> Tier {
+        match bytes {
+            b if b < MIB => Tier::Tiny,
+            b if b < 10 * MIB => Tier::Small,
+            b if b < 50 * MIB => Tier::Medium,
+            b if b < 200 * MIB => Tier::Large,
+            _ => Tier::Huge,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Tiny => "tiny",
+            Tier::Small => "small",
+            Tier::Medium => "medium",
+            Tier::Large => "large",
+            Tier::Huge => "huge",
+        }
+    }
+}
+
+impl std::fmt::Display for Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Counts of documents per tier, from their sizes (for
-/// `Snapshot::queue_by_tier`). Every tier is present, zero or not, so that
+/// `Snapshot::queue_by_tier`, keyed by the tier's name for the stats file
+/// and the stored samples). Every tier is present, zero or not, so that
 /// samples line up.
 pub fn queue_by_tier(sizes: impl IntoIterator<Item = u64>) -> BTreeMap<String, u64> {
-    let mut by: BTreeMap<String, u64> = TIERS.iter().map(|(t, _)| (t.to_string(), 0)).collect();
+    let mut by: BTreeMap<String, u64> = Tier::ALL
+        .iter()
+        .map(|t| (t.as_str().to_string(), 0))
+        .collect();
     for size in sizes {
-        *by.entry(size_tier(size).to_string()).or_default() += 1;
+        *by.entry(Tier::of(size).as_str().to_string()).or_default() += 1;
     }
     by
 }
@@ -42,14 +81,19 @@ mod tests {
 
     #[test]
     fn boundaries() {
-        assert_eq!(size_tier(0), "tiny");
-        assert_eq!(size_tier(MIB - 1), "tiny");
-        assert_eq!(size_tier(MIB), "small");
-        assert_eq!(size_tier(10 * MIB), "medium");
-        assert_eq!(size_tier(50 * MIB), "large");
-        assert_eq!(size_tier(200 * MIB - 1), "large");
-        assert_eq!(size_tier(200 * MIB), "huge");
-        assert_eq!(size_tier(u64::MAX), "huge");
+        let table = [
+            (0, Tier::Tiny),
+            (MIB - 1, Tier::Tiny),
+            (MIB, Tier::Small),
+            (10 * MIB, Tier::Medium),
+            (50 * MIB, Tier::Large),
+            (200 * MIB - 1, Tier::Large),
+            (200 * MIB, Tier::Huge),
+            (u64::MAX, Tier::Huge),
+        ];
+        for (bytes, tier) in table {
+            assert_eq!(Tier::of(bytes), tier, "{bytes}");
+        }
     }
 
     #[test]

@@ -8,7 +8,8 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::{Catalog, CatalogError};
-use crate::metrics::{size_tier, Snapshot, TIERS};
+use crate::metrics::Snapshot;
+use crate::schedule::Tier;
 
 /// One row of `runs`.
 #[derive(Clone, Debug, Serialize)]
@@ -187,20 +188,20 @@ fn stats_of(attempts: &[Attempt]) -> RunStats {
             stats.pages += a.pages;
         }
     }
-    stats.tiers = TIERS
+    stats.tiers = Tier::ALL
         .iter()
-        .map(|(tier, _)| {
+        .map(|tier| {
             let of_tier: Vec<&Attempt> = attempts
                 .iter()
-                .filter(|a| size_tier(a.size) == *tier)
+                .filter(|a| Tier::of(a.size) == *tier)
                 .collect();
-            tier_stats(tier, &of_tier)
+            tier_stats(*tier, &of_tier)
         })
         .collect();
     stats
 }
 
-fn tier_stats(tier: &str, attempts: &[&Attempt]) -> TierStats {
+fn tier_stats(tier: Tier, attempts: &[&Attempt]) -> TierStats {
     let done: Vec<&&Attempt> = attempts.iter().filter(|a| a.outcome == "done").collect();
     let per_doc: Vec<f64> = done.iter().map(|a| a.seconds).collect();
     let per_page: Vec<f64> = done
@@ -210,7 +211,7 @@ fn tier_stats(tier: &str, attempts: &[&Attempt]) -> TierStats {
         .collect();
     let worker_min: f64 = attempts.iter().map(|a| a.seconds).sum::<f64>() / 60.0;
     TierStats {
-        tier: tier.to_string(),
+        tier: tier.as_str().to_string(),
         attempts: attempts.len() as u64,
         done: done.len() as u64,
         avg_s_per_doc: mean(&per_doc),
