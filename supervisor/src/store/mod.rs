@@ -4,6 +4,7 @@
 //! several machines index one library together.
 
 mod pg;
+mod rules;
 mod sqlite;
 mod types;
 
@@ -19,8 +20,9 @@ pub use sqlite::{
     Catalog, CatalogError, ErrorRate, ExportError, ExportPage, RunInfo, RunStats, TierStats,
 };
 pub use types::{
-    now_ms, Claim, DiscoverCounts, DocState, Failure, Finished, FinishedResult, Found, FoundKind,
-    Merged, QueuedDoc, RetryPolicy, SearchHit, Status, Written, HIT_END, HIT_START,
+    expiry_ms, now_ms, Claim, DiscoverCounts, DocState, Failure, Finished, FinishedResult, Found,
+    FoundKind, Merged, QueuedDoc, RetryPolicy, SearchHit, Status, TooNew, Written, HIT_END,
+    HIT_START,
 };
 
 pub use pg::PgStore;
@@ -35,10 +37,8 @@ pub enum StoreError {
         #[source]
         source: postgres::Error,
     },
-    #[error(
-        "the shared database was written by a newer docmill (schema {found}, this one knows {known})"
-    )]
-    TooNew { found: i64, known: i64 },
+    #[error(transparent)]
+    TooNew(#[from] TooNew),
     #[error("database error")]
     Pg(#[from] postgres::Error),
     #[error("cannot write the export")]
@@ -57,9 +57,9 @@ impl StoreError {
                 CatalogError::MissingFolder(_)
                     | CatalogError::NoIndex(_)
                     | CatalogError::Open { .. }
-                    | CatalogError::TooNew { .. }
+                    | CatalogError::TooNew(_)
             ) | StoreError::Connect { .. }
-                | StoreError::TooNew { .. }
+                | StoreError::TooNew(_)
         )
     }
 }

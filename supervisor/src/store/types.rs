@@ -3,6 +3,8 @@
 //! closed set of states a document (or a chunk of one) moves through.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -137,6 +139,27 @@ impl QueuedDoc {
         }
     }
 
+    /// A queued document as both stores keep it: the raw bytes of its
+    /// path, its format's name (a name this docmill does not know is read
+    /// as a PDF) and the attempts counted so far.
+    pub fn from_row(
+        id: i64,
+        path: &[u8],
+        size: i64,
+        mtime_ns: i64,
+        format: &str,
+        attempts: i64,
+    ) -> QueuedDoc {
+        QueuedDoc::new(
+            id,
+            PathBuf::from(OsStr::from_bytes(path)),
+            size as u64,
+            mtime_ns,
+            Format::parse(format).unwrap_or(Format::Pdf),
+            attempts as u32,
+        )
+    }
+
     /// Makes this the job for pages `range`; it is scheduled (and given a
     /// deadline) as its share of the file's bytes.
     pub fn set_chunk(&mut self, range: PageRange) {
@@ -245,6 +268,22 @@ pub struct RetryPolicy {
     pub quarantined: bool,
 }
 
+/// A database whose schema is newer than this docmill knows; `what` names
+/// the kind of database.
+#[derive(Debug, thiserror::Error)]
+#[error("the {what} was written by a newer docmill (schema {found}, this one knows {known})")]
+pub struct TooNew {
+    pub what: &'static str,
+    pub found: i64,
+    pub known: i64,
+}
+
+/// When a lease of length `lease` taken now expires (milliseconds since the
+/// Unix epoch, by this machine's clock).
+pub fn expiry_ms(lease: std::time::Duration) -> i64 {
+    now_ms() + lease.as_millis() as i64
+}
+
 /// Marks around a match in a snippet; replaced by the output's own style.
 pub const HIT_START: &str = "\u{2}";
 pub const HIT_END: &str = "\u{3}";
@@ -275,6 +314,16 @@ pub struct Status {
     /// Attempts cut short by a supervisor that died; not held against
     /// any document.
     pub interrupted: u64,
+}
+
+impl Status {
+    /// Every state at zero, so a report names the states nothing is in.
+    pub fn every_state() -> BTreeMap<String, u64> {
+        DocState::ALL
+            .into_iter()
+            .map(|s| (s.as_str().to_string(), 0))
+            .collect()
+    }
 }
 
 /// A document whose last chunk just ended: its final status and pages.

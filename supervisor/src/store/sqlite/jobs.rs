@@ -1,90 +1,20 @@
-//! Jobs under a lease: claim sets an owner, a token and an expiry; a commit
-//! or a failure is fenced by the token, so a supervisor that lost its lease
-//! writes nothing. A job's pages and its `done` mark commit together.
+//! Writing finished jobs, whole documents and chunks alike: every write is
+//! fenced by the job's lease token, so a supervisor that lost its lease
+//! writes nothing, and a job's pages, its state and its attempt commit
+//! together. A chunk that ends its document merges it (see `chunks`).
 
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
-
-use docmill_protocol::{Format, Outcome};
+use docmill_protocol::{DocSummary, PageRange};
+use rusqlite::types::ToSql;
 use rusqlite::{params, Transaction};
 
 use super::{Catalog, CatalogError};
-use crate::store::now_ms;
-use crate::store::{Claim, Finished, FinishedResult, QueuedDoc, Written};
+use crate::store::rules::{attempt_of, Attempt};
+use crate::store::{now_ms, DocState, Finished, FinishedResult, Written};
+
+/// Named parameters of one statement.
+type Values<'a> = Vec<(&'static str, &'a dyn ToSql)>;
 
 impl Catalog {
-    /// Every pending document, in path order, then the pending chunks of
-    /// split documents.
-    pub fn pending(&self) -> Result<Vec<QueuedDoc>, CatalogError> {
-        let mut docs = self.pending_documents()?;
-        docs.extend(self.pending_chunks()?);
-        Ok(docs)
-    }
-
-    fn pending_documents(&self) -> Result<Vec<QueuedDoc>, CatalogError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, path, size, mtime_ns, format, attempts FROM documents
-             WHERE status = 'pending' ORDER BY path",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            let path: Vec<u8> = r.get(1)?;
-            let format: String = r.get(4)?;
-            let format = Format::parse(&format).unwrap_or(Format::Pdf);
-            Ok(QueuedDoc::new(
-                r.get(0)?,
-                PathBuf::from(OsStr::from_bytes(&path)),
-                r.get::<_, i64>(2)? as u64,
-                r.get(3)?,
-                format,
-                r.get::<_, i64>(5)? as u32,
-            ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Claims pending documents for `owner` until `expires_ms`. Returns the
-    /// claims that succeeded, in the order asked (a document another claimer
-    /// took first is left out).
-    pub fn claim(
-        &mut self,
-        docs: &[i64],
-        owner: &str,
-        expires_ms: i64,
-    ) -> Result<Vec<(i64, Claim)>, CatalogError> {
-        let tx = self.conn.transaction()?;
-        let mut out = Vec::with_capacity(docs.len());
-        {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE documents SET status = 'running', lease_owner = ?1,
-                     lease_token = coalesce(lease_token, 0) + 1, lease_expires = ?2
-                 WHERE id = ?3 AND status = 'pending'
-                 RETURNING lease_token",
-            )?;
-            for &id in docs {
-                let mut rows = stmt.query(params![owner, expires_ms, id])?;
-                if let Some(row) = rows.next()? {
-                    out.push((id, Claim { token: row.get(0)? }));
-                }
-            }
-        }
-        tx.commit()?;
-        Ok(out)
-    }
-
-    /// Extends the leases of running jobs (and chunk jobs) held by `owner`.
-    pub fn renew(&mut self, owner: &str, expires_ms: i64) -> Result<(), CatalogError> {
-        for table in ["documents", "chunks"] {
-            self.conn.execute(
-                &format!(
-                    "UPDATE {table} SET lease_expires = ?1 WHERE status = 'running' AND lease_owner = ?2"
-                ),
-                params![expires_ms, owner],
-            )?;
-        }
-        Ok(())
-    }
-
     /// Writes finished jobs in one transaction; each job is all or nothing.
     /// Returns, per job, what was written (`Lost`: nothing, the lease no
     /// longer held).
@@ -99,121 +29,12 @@ impl Catalog {
         let tx = self.conn.transaction()?;
         let mut out = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let written = match job.chunk {
-                Some(range) => super::chunks::write_chunk(&tx, job, range)?,
-                None if write_one(&tx, job)? => Written::Held,
-                None => Written::Lost,
-            };
-            out.push(written);
+            out.push(write(&tx, job)?);
         }
         tx.commit()?;
         Ok(out)
     }
-}
 
-fn write_one(tx: &Transaction<'_>, job: &Finished) -> Result<bool, CatalogError> {
-    let now = now_ms();
-    let fenced = match &job.result {
-        FinishedResult::Done { summary, pages } => {
-            let n = tx.execute(
-                "UPDATE documents SET status = 'done', outcome = 'done', reason = NULL,
-                     page_count = ?1, engine = ?2, title = ?3, author = ?4, language = ?5,
-                     lease_owner = NULL, lease_expires = NULL, updated_ms = ?6
-                 WHERE id = ?7 AND lease_token = ?8 AND status = 'running'",
-                params![
-                    summary.page_count,
-                    summary.engine,
-                    summary.title,
-                    summary.author,
-                    summary.language,
-                    now,
-                    job.doc,
-                    job.claim.token
-                ],
-            )?;
-            if n == 1 {
-                tx.execute("DELETE FROM pages WHERE doc_id = ?1", params![job.doc])?;
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO pages (doc_id, page, text, flags) VALUES (?1, ?2, ?3, ?4)",
-                )?;
-                for (page, text, flags) in pages {
-                    insert.execute(params![job.doc, page, text, flags.bits()])?;
-                }
-            }
-            n
-        }
-        FinishedResult::Failed {
-            outcome,
-            reason,
-            status,
-            counts,
-        } => tx.execute(
-            "UPDATE documents SET status = ?1, outcome = ?2, reason = ?3,
-                 attempts = attempts + ?4, lease_owner = NULL, lease_expires = NULL, updated_ms = ?5
-             WHERE id = ?6 AND lease_token = ?7 AND status = 'running'",
-            params![
-                status.as_str(),
-                outcome.as_str(),
-                reason,
-                i64::from(*counts),
-                now,
-                job.doc,
-                job.claim.token
-            ],
-        )?,
-        FinishedResult::Released => tx.execute(
-            "UPDATE documents SET status = 'pending', lease_owner = NULL, lease_expires = NULL,
-                 updated_ms = ?1
-             WHERE id = ?2 AND lease_token = ?3 AND status = 'running'",
-            params![now, job.doc, job.claim.token],
-        )?,
-    };
-    if fenced == 0 {
-        return Ok(false);
-    }
-    if matches!(job.result, FinishedResult::Released) {
-        // Handed back before it produced anything: not an attempt.
-        return Ok(true);
-    }
-    record_attempt(tx, job, None)?;
-    Ok(true)
-}
-
-/// One row in `attempts` for a job that produced a result.
-pub(super) fn record_attempt(
-    tx: &Transaction<'_>,
-    job: &Finished,
-    chunk_first: Option<u32>,
-) -> Result<(), CatalogError> {
-    let (outcome, reason, engine) = match &job.result {
-        FinishedResult::Done { summary, .. } => {
-            (Outcome::Done, None, Some(summary.engine.as_str()))
-        }
-        FinishedResult::Failed {
-            outcome, reason, ..
-        } => (*outcome, Some(reason.as_str()), None),
-        FinishedResult::Released => unreachable!("released jobs record no attempt"),
-    };
-    tx.execute(
-        "INSERT INTO attempts (doc_id, run_id, attempt, outcome, reason, engine, worker_pid, started_ms, ended_ms, chunk_first)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
-            job.doc,
-            job.run,
-            job.attempt,
-            outcome.as_str(),
-            reason,
-            engine,
-            job.worker_pid,
-            job.started_ms,
-            job.ended_ms,
-            chunk_first
-        ],
-    )?;
-    Ok(())
-}
-
-impl Catalog {
     /// Records a new size and modification time for a file that changed
     /// while it was being extracted, so the next claim reads it afresh.
     pub fn restat(&mut self, doc: i64, size: u64, mtime_ns: i64) -> Result<(), CatalogError> {
@@ -223,4 +44,162 @@ impl Catalog {
         )?;
         Ok(())
     }
+}
+
+/// The table a job's result goes to, and the fence of its row: still
+/// running under the job's token (`:doc`, `:token`, and `:first` for a
+/// chunk, as `fenced` binds them).
+fn target(job: &Finished) -> (&'static str, &'static str) {
+    match job.chunk {
+        None => (
+            "documents",
+            "id = :doc AND lease_token = :token AND status = 'running'",
+        ),
+        Some(_) => (
+            "chunks",
+            "doc_id = :doc AND first = :first AND lease_token = :token AND status = 'running'",
+        ),
+    }
+}
+
+/// Runs `set` (the columns an UPDATE of the job's row sets) under the
+/// job's fence; true when the lease still held.
+fn fenced<'a>(
+    tx: &Transaction<'_>,
+    job: &'a Finished,
+    set: &str,
+    mut values: Values<'a>,
+) -> Result<bool, CatalogError> {
+    let (table, fence) = target(job);
+    values.push((":doc", &job.doc));
+    values.push((":token", &job.claim.token));
+    if let Some(range) = &job.chunk {
+        values.push((":first", &range.first));
+    }
+    let sql = format!(
+        "UPDATE {table} SET {set}, lease_owner = NULL, lease_expires = NULL, updated_ms = :now
+         WHERE {fence}"
+    );
+    Ok(tx.execute(&sql, values.as_slice())? == 1)
+}
+
+/// Writes one job's result; a chunk that ended its document merges it.
+fn write(tx: &Transaction<'_>, job: &Finished) -> Result<Written, CatalogError> {
+    let now = now_ms();
+    let held = match &job.result {
+        FinishedResult::Done { summary, pages } => {
+            let held = mark_done(tx, job, summary, &now)?;
+            if held {
+                // A chunk's pages are indexed now, while other chunks still
+                // run; search and status skip the pages of chunks done but
+                // not merged, and export reads only done and partial
+                // documents, so the document becomes searchable at once,
+                // at the merge.
+                let range = job.chunk.unwrap_or(PageRange {
+                    first: 0,
+                    last: u32::MAX,
+                });
+                tx.execute(
+                    "DELETE FROM pages WHERE doc_id = ?1 AND page BETWEEN ?2 AND ?3",
+                    params![job.doc, range.first, range.last],
+                )?;
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO pages (doc_id, page, text, flags) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for (page, text, flags) in pages.iter().filter(|(p, _, _)| range.contains(*p)) {
+                    insert.execute(params![job.doc, page, text, flags.bits()])?;
+                }
+            }
+            held
+        }
+        FinishedResult::Failed {
+            outcome,
+            reason,
+            status,
+            counts,
+        } => {
+            let outcome = outcome.as_str();
+            let counted = i64::from(*counts);
+            let set = "status = :state, outcome = :outcome, reason = :reason,
+                       attempts = attempts + :counted";
+            let values: Values<'_> = vec![
+                (":state", status),
+                (":outcome", &outcome),
+                (":reason", reason),
+                (":counted", &counted),
+                (":now", &now),
+            ];
+            fenced(tx, job, set, values)?
+        }
+        FinishedResult::Released => {
+            let values: Values<'_> = vec![(":state", &DocState::Pending), (":now", &now)];
+            fenced(tx, job, "status = :state", values)?
+        }
+    };
+    if !held {
+        return Ok(Written::Lost);
+    }
+    let Some(attempt) = attempt_of(&job.result) else {
+        // Handed back before it produced anything: not an attempt.
+        return Ok(Written::Held);
+    };
+    record_attempt(tx, job, attempt)?;
+    if job.chunk.is_none() {
+        return Ok(Written::Held);
+    }
+    Ok(match super::chunks::merge(tx, job.doc)? {
+        Some(m) => Written::Merged(m),
+        None => Written::Held,
+    })
+}
+
+/// Marks a job's row done with what the engine said of the document; a
+/// whole document also takes its page count.
+fn mark_done(
+    tx: &Transaction<'_>,
+    job: &Finished,
+    summary: &DocSummary,
+    now: &i64,
+) -> Result<bool, CatalogError> {
+    let mut set = String::from(
+        "status = 'done', outcome = 'done', reason = NULL, engine = :engine, title = :title,
+         author = :author, language = :language",
+    );
+    let mut values: Values<'_> = vec![
+        (":engine", &summary.engine),
+        (":title", &summary.title),
+        (":author", &summary.author),
+        (":language", &summary.language),
+        (":now", now),
+    ];
+    if job.chunk.is_none() {
+        set.push_str(", page_count = :pages");
+        values.push((":pages", &summary.page_count));
+    }
+    fenced(tx, job, &set, values)
+}
+
+/// One row in `attempts` for a job that produced a result.
+fn record_attempt(
+    tx: &Transaction<'_>,
+    job: &Finished,
+    attempt: Attempt<'_>,
+) -> Result<(), CatalogError> {
+    tx.execute(
+        "INSERT INTO attempts (doc_id, run_id, attempt, outcome, reason, engine, worker_pid, started_ms, ended_ms, chunk_first)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            job.doc,
+            job.run,
+            job.attempt,
+            attempt.outcome.as_str(),
+            attempt.reason,
+            attempt.engine,
+            job.worker_pid,
+            job.started_ms,
+            job.ended_ms,
+            job.chunk.map(|r| r.first)
+        ],
+    )?;
+    Ok(())
 }

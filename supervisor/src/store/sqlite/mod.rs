@@ -5,6 +5,7 @@
 mod chunks;
 mod discover;
 mod jobs;
+mod leases;
 mod query;
 mod samples;
 mod schema;
@@ -15,9 +16,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 use thiserror::Error;
 
-use super::now_ms;
+use super::{now_ms, TooNew};
 
-pub(crate) use chunks::one_line_list;
 pub use query::{ExportError, ExportPage};
 pub use samples::{ErrorRate, RunInfo, RunStats, TierStats};
 
@@ -33,14 +33,19 @@ pub enum CatalogError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error(
-        "the database was written by a newer docmill (schema {found}, this one knows {known})"
-    )]
-    TooNew { found: i64, known: i64 },
+    #[error(transparent)]
+    TooNew(#[from] TooNew),
     #[error("database error")]
     Sql(#[from] rusqlite::Error),
     #[error("a stored sample is not valid JSON")]
     Sample(#[from] serde_json::Error),
+}
+
+/// A state is stored as its name.
+impl rusqlite::ToSql for super::DocState {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
 }
 
 pub struct Catalog {
@@ -55,14 +60,7 @@ impl Catalog {
                 return Err(CatalogError::MissingFolder(parent.to_path_buf()));
             }
         }
-        let conn = Connection::open(path).map_err(|source| CatalogError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let catalog = Catalog { conn };
-        catalog.configure()?;
-        catalog.migrate()?;
-        Ok(catalog)
+        Catalog::ready(path, Connection::open(path))
     }
 
     /// Opens an existing database for reading while a run may be writing it.
@@ -70,11 +68,13 @@ impl Catalog {
         if !path.is_file() {
             return Err(CatalogError::NoIndex(path.to_path_buf()));
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|source| CatalogError::Open {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        Catalog::ready(path, Connection::open_with_flags(path, flags))
+    }
+
+    /// Configures and migrates a connection just opened on `path`.
+    fn ready(path: &Path, opened: rusqlite::Result<Connection>) -> Result<Catalog, CatalogError> {
+        let conn = opened.map_err(|source| CatalogError::Open {
             path: path.to_path_buf(),
             source,
         })?;
@@ -100,10 +100,12 @@ impl Catalog {
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > schema::VERSION {
-            return Err(CatalogError::TooNew {
+            return Err(TooNew {
+                what: "database",
                 found: version,
                 known: schema::VERSION,
-            });
+            }
+            .into());
         }
         if version < schema::VERSION {
             self.conn.execute_batch(schema::SCHEMA)?;
@@ -155,11 +157,5 @@ impl Catalog {
             rusqlite::params![now_ms(), totals, exit_code, run],
         )?;
         Ok(())
-    }
-
-    /// The connection, for the storage trait's lease statements that the
-    /// catalog itself does not need (see `store::sqlite`).
-    pub(crate) fn connection(&mut self) -> &mut Connection {
-        &mut self.conn
     }
 }

@@ -57,20 +57,10 @@ impl Catalog {
     }
 
     pub fn status(&self) -> Result<Status, CatalogError> {
-        let mut status = Status::default();
-        for s in [
-            "done",
-            "partial",
-            "failed",
-            "pending",
-            "running",
-            "split",
-            "unsupported",
-            "quarantined",
-            "skipped",
-        ] {
-            status.documents.insert(s.to_string(), 0);
-        }
+        let mut status = Status {
+            documents: Status::every_state(),
+            ..Status::default()
+        };
         {
             let mut stmt = self
                 .conn

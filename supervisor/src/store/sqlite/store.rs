@@ -1,19 +1,16 @@
-//! The embedded store: the SQLite catalog behind the storage trait. Most
-//! operations are the catalog's own; the lease statements it does not need
-//! for one supervisor (taking back an expired lease, renewing by token) are
-//! here, so both stores keep the same promises.
+//! The embedded store behind the storage trait: each operation is the
+//! catalog's own (leases in `leases`, discovery in `discover`, commits in
+//! `jobs` and `chunks`, reading in `query`).
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rusqlite::params;
-
 use super::{Catalog, CatalogError, ExportError};
 use crate::metrics::Snapshot;
 use crate::store::{
-    now_ms, Claim, DiscoverCounts, Finished, Found, QueuedDoc, RetryPolicy, SearchHit, Status,
-    Store, StoreError, Written,
+    Claim, DiscoverCounts, Finished, Found, QueuedDoc, RetryPolicy, SearchHit, Status, Store,
+    StoreError, Written,
 };
 use docmill_protocol::PageRange;
 
@@ -27,8 +24,6 @@ impl Store for Catalog {
     }
 
     fn recover_interrupted(&mut self) -> Result<u64, StoreError> {
-        // One index run per SQLite file at a time (the run lock), so every
-        // running job at the start of a run was left by a dead one.
         Ok(Catalog::recover_interrupted(self)?)
     }
 
@@ -46,19 +41,6 @@ impl Store for Catalog {
     }
 
     fn pending(&mut self) -> Result<Vec<QueuedDoc>, StoreError> {
-        // Expired leases are offered again, as the shared store does.
-        for table in ["documents", "chunks"] {
-            self.connection()
-                .execute(
-                    &format!(
-                        "UPDATE {table} SET status = 'pending', interrupted = interrupted + 1,
-                             lease_owner = NULL, lease_expires = NULL
-                         WHERE status = 'running' AND lease_expires < ?1"
-                    ),
-                    params![now_ms()],
-                )
-                .map_err(CatalogError::from)?;
-        }
         Ok(Catalog::pending(self)?)
     }
 
@@ -68,34 +50,7 @@ impl Store for Catalog {
         owner: &str,
         lease: Duration,
     ) -> Result<Vec<(i64, Claim)>, StoreError> {
-        let now = now_ms();
-        {
-            // An expired lease goes back to the queue first, its attempt
-            // counted as interrupted; the catalog's claim then takes it.
-            let tx = self
-                .connection()
-                .transaction()
-                .map_err(CatalogError::from)?;
-            {
-                let mut stmt = tx
-                    .prepare_cached(
-                        "UPDATE documents SET status = 'pending', interrupted = interrupted + 1,
-                             lease_owner = NULL, lease_expires = NULL
-                         WHERE id = ?1 AND status = 'running' AND lease_expires < ?2",
-                    )
-                    .map_err(CatalogError::from)?;
-                for &id in docs {
-                    stmt.execute(params![id, now]).map_err(CatalogError::from)?;
-                }
-            }
-            tx.commit().map_err(CatalogError::from)?;
-        }
-        Ok(Catalog::claim(
-            self,
-            docs,
-            owner,
-            now + lease.as_millis() as i64,
-        )?)
+        Ok(Catalog::claim(self, docs, owner, lease)?)
     }
 
     fn renew(
@@ -104,41 +59,7 @@ impl Store for Catalog {
         held: &[(i64, Claim)],
         lease: Duration,
     ) -> Result<Vec<i64>, StoreError> {
-        let expires = now_ms() + lease.as_millis() as i64;
-        let tx = self
-            .connection()
-            .transaction()
-            .map_err(CatalogError::from)?;
-        let mut lost = Vec::new();
-        {
-            // A chunk job's claim names its document and a token from the
-            // chunks' own sequence; a split document is not `running`.
-            let mut docs = tx
-                .prepare_cached(
-                    "UPDATE documents SET lease_expires = ?1
-                     WHERE id = ?2 AND lease_token = ?3 AND status = 'running'",
-                )
-                .map_err(CatalogError::from)?;
-            let mut chunks = tx
-                .prepare_cached(
-                    "UPDATE chunks SET lease_expires = ?1
-                     WHERE doc_id = ?2 AND lease_token = ?3 AND status = 'running'",
-                )
-                .map_err(CatalogError::from)?;
-            for (id, claim) in held {
-                let n = docs
-                    .execute(params![expires, id, claim.token])
-                    .map_err(CatalogError::from)?
-                    + chunks
-                        .execute(params![expires, id, claim.token])
-                        .map_err(CatalogError::from)?;
-                if n == 0 {
-                    lost.push(*id);
-                }
-            }
-        }
-        tx.commit().map_err(CatalogError::from)?;
-        Ok(lost)
+        Ok(Catalog::renew(self, held, lease)?)
     }
 
     fn commit(&mut self, jobs: &[Finished]) -> Result<Vec<Written>, StoreError> {
@@ -170,17 +91,7 @@ impl Store for Catalog {
         owner: &str,
         lease: Duration,
     ) -> Result<Option<Claim>, StoreError> {
-        let now = now_ms();
-        self.connection()
-            .execute(
-                "UPDATE chunks SET status = 'pending', interrupted = interrupted + 1,
-                     lease_owner = NULL, lease_expires = NULL
-                 WHERE doc_id = ?1 AND first = ?2 AND status = 'running' AND lease_expires < ?3",
-                params![doc, first, now],
-            )
-            .map_err(CatalogError::from)?;
-        let expires = now + lease.as_millis() as i64;
-        Ok(Catalog::claim_chunk(self, doc, first, owner, expires)?)
+        Ok(Catalog::claim_chunk(self, doc, first, owner, lease)?)
     }
 
     fn restat(&mut self, doc: i64, size: u64, mtime_ns: i64) -> Result<(), StoreError> {
@@ -196,16 +107,7 @@ impl Store for Catalog {
     }
 
     fn held_elsewhere(&mut self, owner: &str) -> Result<u64, StoreError> {
-        let n: i64 = self
-            .connection()
-            .query_row(
-                "SELECT count(*) FROM documents
-                 WHERE status = 'running' AND lease_owner IS NOT ?1 AND lease_expires >= ?2",
-                params![owner, now_ms()],
-                |r| r.get(0),
-            )
-            .map_err(CatalogError::from)?;
-        Ok(n as u64)
+        Ok(Catalog::held_elsewhere(self, owner)?)
     }
 
     fn search(&mut self, query: &str, limit: usize) -> Result<Vec<SearchHit>, StoreError> {

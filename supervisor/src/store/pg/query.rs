@@ -1,0 +1,165 @@
+//! Reading the shared store: full-text search, status counts and
+//! failures, the deterministic export, and the run's record.
+
+use std::io::Write;
+
+use super::PgStore;
+use crate::metrics::Snapshot;
+use crate::store::{
+    now_ms, ExportPage, Failure, SearchHit, Status, StoreError, HIT_END, HIT_START,
+};
+
+impl PgStore {
+    pub(super) fn begin_run(&mut self, owner: &str, options: &str) -> Result<i64, StoreError> {
+        let row = self.client.query_one(
+            "INSERT INTO runs (started_ms, owner, options) VALUES ($1, $2, $3) RETURNING id",
+            &[&now_ms(), &owner, &options],
+        )?;
+        Ok(row.get(0))
+    }
+
+    pub(super) fn end_run(
+        &mut self,
+        run: i64,
+        totals: &str,
+        exit_code: i32,
+    ) -> Result<(), StoreError> {
+        self.client.execute(
+            "UPDATE runs SET ended_ms = $1, totals = $2, exit_code = $3 WHERE id = $4",
+            &[&now_ms(), &totals, &exit_code, &run],
+        )?;
+        Ok(())
+    }
+
+    pub(super) fn record_sample(&mut self, run: i64, snap: &Snapshot) -> Result<(), StoreError> {
+        let json = serde_json::to_string(snap)?;
+        self.client.execute(
+            "INSERT INTO samples (run_id, t_ms, json) VALUES ($1, $2, $3)",
+            &[&run, &snap.t_ms, &json],
+        )?;
+        Ok(())
+    }
+
+    pub(super) fn failed_in_run(&mut self, run: i64) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .client
+            .query_one(
+                "SELECT count(*) FROM documents WHERE seen_run = $1 AND status IN ('failed', 'quarantined', 'partial')",
+                &[&run],
+            )?
+            .get(0);
+        Ok(n as u64)
+    }
+
+    pub(super) fn search(
+        &mut self,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>, StoreError> {
+        // websearch_to_tsquery takes what people type (quotes, `or`, `-`)
+        // and never fails on syntax, so no second, quoted try is needed.
+        let options = format!(
+            "StartSel={HIT_START}, StopSel={HIT_END}, MaxWords=16, MinWords=6, MaxFragments=1"
+        );
+        let rows = self.client.query(
+            "WITH q AS (SELECT websearch_to_tsquery('simple', $1) AS q),
+             hits AS (
+                 SELECT d.display_path, d.path, p.page, p.text, ts_rank(p.tsv, q.q)::float8 AS rank
+                 FROM pages p JOIN documents d ON d.id = p.doc_id, q
+                 WHERE p.tsv @@ q.q
+                 ORDER BY rank DESC, d.path, p.page
+                 LIMIT $2)
+             SELECT display_path, page, rank, ts_headline('simple', text, (SELECT q FROM q), $3)
+             FROM hits ORDER BY rank DESC, path, page",
+            &[&query, &(limit as i64), &options],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| SearchHit {
+                path: r.get(0),
+                page: r.get::<_, i64>(1) as u32,
+                score: r.get(2),
+                snippet: r.get::<_, String>(3).replace(['\n', '\r'], " "),
+            })
+            .collect())
+    }
+
+    pub(super) fn status(&mut self) -> Result<Status, StoreError> {
+        let mut status = Status {
+            documents: Status::every_state(),
+            ..Status::default()
+        };
+        for row in self.client.query(
+            "SELECT status, count(*) FROM documents GROUP BY status",
+            &[],
+        )? {
+            status
+                .documents
+                .insert(row.get(0), row.get::<_, i64>(1) as u64);
+        }
+        status.pages = self
+            .client
+            .query_one("SELECT count(*) FROM pages", &[])?
+            .get::<_, i64>(0) as u64;
+        status.interrupted = self
+            .client
+            .query_one(
+                "SELECT ((SELECT coalesce(sum(interrupted), 0) FROM documents)
+                       + (SELECT coalesce(sum(interrupted), 0) FROM chunks))::bigint",
+                &[],
+            )?
+            .get::<_, i64>(0) as u64;
+        status.failures = self
+            .client
+            .query(
+                "SELECT display_path, status, outcome, coalesce(reason, ''), attempts FROM documents
+                 WHERE status IN ('failed', 'quarantined', 'skipped', 'partial')
+                    OR (status = 'pending' AND reason IS NOT NULL)
+                 ORDER BY path",
+                &[],
+            )?
+            .iter()
+            .map(|r| Failure {
+                path: r.get(0),
+                status: r.get(1),
+                outcome: r.get(2),
+                reason: r.get(3),
+                attempts: r.get::<_, i64>(4) as u32,
+            })
+            .collect();
+        Ok(status)
+    }
+
+    pub(super) fn export(&mut self, out: &mut dyn Write) -> Result<u64, StoreError> {
+        // A portal streams the pages in slices, so a library of millions of
+        // pages never sits in memory at once.
+        let mut tx = self.client.transaction()?;
+        let portal = tx.bind(
+            "SELECT d.display_path, p.page, p.text FROM pages p
+             JOIN documents d ON d.id = p.doc_id
+             WHERE d.status IN ('done', 'partial')
+             ORDER BY d.path, p.page",
+            &[],
+        )?;
+        let mut n = 0;
+        loop {
+            let rows = tx.query_portal(&portal, 1000)?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in &rows {
+                let page = ExportPage {
+                    path: row.get(0),
+                    page: row.get::<_, i64>(1) as u32,
+                    text: row.get(2),
+                };
+                serde_json::to_writer(&mut *out, &page).map_err(std::io::Error::from)?;
+                out.write_all(b"\n")?;
+                n += 1;
+            }
+        }
+        tx.commit()?;
+        out.flush()?;
+        Ok(n)
+    }
+}
