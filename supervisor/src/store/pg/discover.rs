@@ -7,6 +7,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use postgres::types::ToSql;
 use postgres::Transaction;
 
 use super::{in_retried_tx, PgStore, NOW_MS};
@@ -89,20 +90,20 @@ fn upsert_batch(
         let listed = rules::listing(&f.kind);
         let state = listed.state.as_str();
         let size = f.size as i64;
-        let inserted = tx.query_opt(
-            &insert,
-            &[
-                &key,
-                &f.path.to_string_lossy(),
-                &size,
-                &f.mtime_ns,
-                &listed.format,
-                &state,
-                &listed.reason,
-                &run,
-                &now,
-            ],
-        )?;
+        // The columns a new or changed row takes, in the order both
+        // statements name them.
+        let columns: [&(dyn ToSql + Sync); 7] = [
+            &size,
+            &f.mtime_ns,
+            &listed.format,
+            &state,
+            &listed.reason,
+            &run,
+            &now,
+        ];
+        let display = f.path.to_string_lossy();
+        let named: [&(dyn ToSql + Sync); 2] = [&key, &display];
+        let inserted = tx.query_opt(&insert, &[&named[..], &columns[..]].concat())?;
         if inserted.is_some() {
             rules::rediscover(f, None, retry).tally(&mut counts);
             continue;
@@ -127,19 +128,7 @@ fn upsert_batch(
                     tx.execute(&drop_pages, &[&id])?;
                 }
                 super::chunks::forget_plan(tx, id)?;
-                tx.execute(
-                    &change,
-                    &[
-                        &size,
-                        &f.mtime_ns,
-                        &listed.format,
-                        &state,
-                        &listed.reason,
-                        &run,
-                        &now,
-                        &id,
-                    ],
-                )?;
+                tx.execute(&change, &[&columns[..], &[&id]].concat())?;
             }
             Rediscovered::Relabelled => {
                 tx.execute(&relabel, &[&state, &listed.reason, &run, &now, &id])?;

@@ -7,20 +7,21 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use rusqlite::types::ToSql;
 use rusqlite::{params, OptionalExtension};
 
-use super::{Catalog, CatalogError};
+use super::{SqliteError, SqliteStore};
 use crate::store::rules::{self, Lease, Rediscovered, Stored};
 use crate::store::{now_ms, DiscoverCounts, DocState, Found, RetryPolicy};
 
-impl Catalog {
+impl SqliteStore {
     /// Upserts one batch of found files in one transaction.
     pub fn upsert_found(
         &mut self,
         found: &[Found],
         run: i64,
         retry: RetryPolicy,
-    ) -> Result<DiscoverCounts, CatalogError> {
+    ) -> Result<DiscoverCounts, SqliteError> {
         let mut counts = DiscoverCounts::default();
         let tx = self.conn.transaction()?;
         {
@@ -69,20 +70,24 @@ impl Catalog {
                     .optional()?;
                 let verdict = rules::rediscover(f, existing.as_ref().map(|(_, s)| s), retry);
                 verdict.tally(&mut counts);
+                // The columns a new or changed row takes, in the order both
+                // statements name them.
+                let size = f.size as i64;
+                let columns: [&dyn ToSql; 7] = [
+                    &size,
+                    &f.mtime_ns,
+                    &listed.format,
+                    &listed.state,
+                    &listed.reason,
+                    &run,
+                    &now,
+                ];
                 let id = match existing {
                     Some((id, _)) => id,
                     None => {
-                        insert.execute(params![
-                            key,
-                            f.path.to_string_lossy(),
-                            f.size as i64,
-                            f.mtime_ns,
-                            listed.format,
-                            listed.state,
-                            listed.reason,
-                            run,
-                            now
-                        ])?;
+                        let display = f.path.to_string_lossy();
+                        let named: [&dyn ToSql; 2] = [&key, &display];
+                        insert.execute([&named[..], &columns[..]].concat().as_slice())?;
                         continue;
                     }
                 };
@@ -92,16 +97,7 @@ impl Catalog {
                             drop_pages.execute(params![id])?;
                         }
                         super::chunks::forget_plan(&tx, id)?;
-                        change.execute(params![
-                            f.size as i64,
-                            f.mtime_ns,
-                            listed.format,
-                            listed.state,
-                            listed.reason,
-                            run,
-                            now,
-                            id
-                        ])?;
+                        change.execute([&columns[..], &[&id]].concat().as_slice())?;
                     }
                     Rediscovered::Relabelled => {
                         relabel.execute(params![listed.state, listed.reason, run, now, id])?;
@@ -124,7 +120,7 @@ impl Catalog {
 
     /// Removes documents under `roots` that this run did not see and that
     /// `rules::removed` says are gone.
-    pub fn remove_missing(&mut self, roots: &[PathBuf], run: i64) -> Result<u64, CatalogError> {
+    pub fn remove_missing(&mut self, roots: &[PathBuf], run: i64) -> Result<u64, SqliteError> {
         let candidates: Vec<(i64, Vec<u8>, String)> = {
             let mut stmt = self
                 .conn
