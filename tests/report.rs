@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{corpus, mockdoc, wait_child, Env};
-use docmill::store::Catalog;
+use docmill::store::SqliteStore;
 
 /// Charts in every report (`docmill::metrics::report::CHARTS`).
 const CHARTS: usize = docmill::metrics::report::CHARTS;
@@ -111,13 +111,13 @@ fn report_renders_in_a_browser() {
     env.run(&args).assert_code(1);
 
     let run = {
-        let catalog = Catalog::open_existing(&env.db).unwrap();
+        let catalog = SqliteStore::open_existing(&env.db).unwrap();
         catalog
             .last_run()
             .unwrap()
             .expect("the index run is recorded")
     };
-    let samples = Catalog::open_existing(&env.db)
+    let samples = SqliteStore::open_existing(&env.db)
         .unwrap()
         .samples(run)
         .unwrap();
@@ -221,7 +221,7 @@ fn report_needs_a_run() {
     // No database at all.
     env.run(&[&"report", &"--out", &out]).assert_code(2);
     // A database without runs, and a run that is not there.
-    drop(Catalog::open(&env.db).unwrap());
+    drop(SqliteStore::open(&env.db).unwrap());
     let r = env.run(&[&"report", &"--out", &out]);
     r.assert_code(2);
     assert!(r.stderr().contains("no runs"), "{}", r.dump());

@@ -8,7 +8,7 @@ use docmill_protocol::exit_codes;
 
 use crate::metrics::report::ReportError;
 use crate::store;
-use crate::store::{Catalog, HIT_END, HIT_START};
+use crate::store::{SqliteStore, HIT_END, HIT_START};
 
 pub fn search(db: &Path, query: &str, limit: usize, json: bool) -> anyhow::Result<i32> {
     let mut catalog = store::open_existing(db)?;
@@ -109,7 +109,7 @@ pub fn report(db: &Path, run: Option<i64>, out: &Path) -> anyhow::Result<i32> {
         eprintln!("docmill: `report` reads a SQLite index; the shared store has no report yet");
         return Ok(exit_codes::USAGE);
     }
-    let catalog = Catalog::open_existing(db)?;
+    let catalog = SqliteStore::open_existing(db)?;
     match crate::metrics::report::write_report(&catalog, run, out) {
         Ok(id) => {
             eprintln!("docmill: report on run {id} written to {}", out.display());

@@ -17,7 +17,7 @@ use thiserror::Error;
 use crate::metrics::Snapshot;
 use docmill_protocol::PageRange;
 pub use sqlite::{
-    Catalog, CatalogError, ErrorRate, ExportError, ExportPage, RunInfo, RunStats, TierStats,
+    ErrorRate, ExportError, ExportPage, RunInfo, RunStats, SqliteError, SqliteStore, TierStats,
 };
 pub use types::{
     expiry_ms, now_ms, Claim, DiscoverCounts, DocState, Failure, Finished, FinishedResult, Found,
@@ -30,7 +30,7 @@ pub use pg::PgStore;
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error(transparent)]
-    Catalog(#[from] CatalogError),
+    Sqlite(#[from] SqliteError),
     #[error("cannot connect to the database at {url}")]
     Connect {
         url: String,
@@ -53,11 +53,11 @@ impl StoreError {
     pub fn is_setup(&self) -> bool {
         matches!(
             self,
-            StoreError::Catalog(
-                CatalogError::MissingFolder(_)
-                    | CatalogError::NoIndex(_)
-                    | CatalogError::Open { .. }
-                    | CatalogError::TooNew(_)
+            StoreError::Sqlite(
+                SqliteError::MissingFolder(_)
+                    | SqliteError::NoIndex(_)
+                    | SqliteError::Open { .. }
+                    | SqliteError::TooNew(_)
             ) | StoreError::Connect { .. }
                 | StoreError::TooNew(_)
         )
@@ -160,7 +160,7 @@ pub fn open(db: &Path) -> Result<Box<dyn Store>, StoreError> {
     if is_postgres(db) {
         Ok(Box::new(PgStore::connect(&db.to_string_lossy())?))
     } else {
-        Ok(Box::new(Catalog::open(db)?))
+        Ok(Box::new(SqliteStore::open(db)?))
     }
 }
 
@@ -169,7 +169,7 @@ pub fn open_existing(db: &Path) -> Result<Box<dyn Store>, StoreError> {
     if is_postgres(db) {
         Ok(Box::new(PgStore::connect(&db.to_string_lossy())?))
     } else {
-        Ok(Box::new(Catalog::open_existing(db)?))
+        Ok(Box::new(SqliteStore::open_existing(db)?))
     }
 }
 

@@ -13,7 +13,7 @@ use thiserror::Error;
 
 use super::rate::pages_per_min_series;
 use super::Snapshot;
-use crate::store::{Catalog, CatalogError, RunInfo, RunStats};
+use crate::store::{RunInfo, RunStats, SqliteError, SqliteStore};
 use charts::{BarChart, LineChart, Marker, Series};
 
 /// The number of charts every report has (some may be empty frames).
@@ -26,7 +26,7 @@ pub enum ReportError {
     #[error("there is no run {0}")]
     NoSuchRun(i64),
     #[error(transparent)]
-    Catalog(#[from] CatalogError),
+    Catalog(#[from] SqliteError),
     #[error("cannot draw a chart: {0}")]
     Chart(String),
     #[error("cannot write the report {path}")]
@@ -56,7 +56,11 @@ pub struct Summary {
 
 /// Reads `run` (the last one when None) and writes the report to `out`.
 /// Returns the run reported on.
-pub fn write_report(catalog: &Catalog, run: Option<i64>, out: &Path) -> Result<i64, ReportError> {
+pub fn write_report(
+    catalog: &SqliteStore,
+    run: Option<i64>,
+    out: &Path,
+) -> Result<i64, ReportError> {
     let data = load(catalog, run)?;
     let page = render(&data)?;
     super::write_atomic(out, page.as_bytes()).map_err(|source| ReportError::Write {
@@ -66,7 +70,7 @@ pub fn write_report(catalog: &Catalog, run: Option<i64>, out: &Path) -> Result<i
     Ok(data.info.id)
 }
 
-pub fn load(catalog: &Catalog, run: Option<i64>) -> Result<ReportData, ReportError> {
+pub fn load(catalog: &SqliteStore, run: Option<i64>) -> Result<ReportData, ReportError> {
     let id = match run {
         Some(id) => id,
         None => catalog.last_run()?.ok_or(ReportError::NoRuns)?,

@@ -7,11 +7,11 @@
 use docmill_protocol::PageRange;
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::{Catalog, CatalogError};
+use super::{SqliteError, SqliteStore};
 use crate::store::rules::{self, Ended};
 use crate::store::{now_ms, Claim, DocState, Merged};
 
-impl Catalog {
+impl SqliteStore {
     /// Turns a claimed document into chunk jobs, fenced by its lease: a
     /// supervisor that lost the lease plans nothing. Any earlier plan (and
     /// its waiting pages) goes.
@@ -21,7 +21,7 @@ impl Catalog {
         claim: Claim,
         page_count: u32,
         ranges: &[PageRange],
-    ) -> Result<bool, CatalogError> {
+    ) -> Result<bool, SqliteError> {
         let tx = self.conn.transaction()?;
         let now = now_ms();
         let n = tx.execute(
@@ -47,7 +47,7 @@ impl Catalog {
     /// Undoes a plan (the file changed under a chunk): the document is
     /// pending again as a whole, and jobs still out on the old chunks will
     /// find nothing to write to.
-    pub fn unsplit(&mut self, doc: i64) -> Result<(), CatalogError> {
+    pub fn unsplit(&mut self, doc: i64) -> Result<(), SqliteError> {
         let tx = self.conn.transaction()?;
         forget_plan(&tx, doc)?;
         tx.execute(
@@ -65,7 +65,7 @@ pub(super) fn retry_failed_chunks(
     tx: &Transaction<'_>,
     doc: i64,
     run: i64,
-) -> Result<(), CatalogError> {
+) -> Result<(), SqliteError> {
     tx.execute(
         "UPDATE chunks SET status = 'pending', attempts = 0
          WHERE doc_id = ?1 AND status IN ('failed', 'quarantined')",
@@ -78,7 +78,7 @@ pub(super) fn retry_failed_chunks(
     Ok(())
 }
 
-pub(super) fn forget_plan(tx: &Transaction<'_>, doc: i64) -> Result<(), CatalogError> {
+pub(super) fn forget_plan(tx: &Transaction<'_>, doc: i64) -> Result<(), SqliteError> {
     // Pages of chunks not merged yet are in `pages` but hidden; they go
     // with their plan.
     tx.execute(
@@ -94,7 +94,7 @@ pub(super) fn forget_plan(tx: &Transaction<'_>, doc: i64) -> Result<(), CatalogE
 
 /// If every chunk of `doc` has ended, makes the pages of its done chunks
 /// searchable and gives the document the state `rules::merge` decides.
-pub(super) fn merge(tx: &Transaction<'_>, doc: i64) -> Result<Option<Merged>, CatalogError> {
+pub(super) fn merge(tx: &Transaction<'_>, doc: i64) -> Result<Option<Merged>, SqliteError> {
     let state = tx
         .query_row(
             "SELECT status FROM documents WHERE id = ?1",
@@ -151,7 +151,7 @@ pub(super) fn merge(tx: &Transaction<'_>, doc: i64) -> Result<Option<Merged>, Ca
 /// Makes the pages of a document's done chunks its own and returns how many
 /// became searchable: those of chunks not merged before (all of them,
 /// unless failed chunks of a partial document were retried).
-fn reveal_pages(tx: &Transaction<'_>, doc: i64) -> Result<u64, CatalogError> {
+fn reveal_pages(tx: &Transaction<'_>, doc: i64) -> Result<u64, SqliteError> {
     // Pages outside the chunks that are done belong to an older text of the
     // file: they give way. Chunk pages left in `chunk_pages` by a run of an
     // older docmill (which indexed them only here) move in now.

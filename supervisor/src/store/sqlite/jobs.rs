@@ -7,14 +7,14 @@ use docmill_protocol::{DocSummary, PageRange};
 use rusqlite::types::ToSql;
 use rusqlite::{params, Transaction};
 
-use super::{Catalog, CatalogError};
+use super::{SqliteError, SqliteStore};
 use crate::store::rules::{attempt_of, Attempt};
 use crate::store::{now_ms, DocState, Finished, FinishedResult, Written};
 
 /// Named parameters of one statement.
 type Values<'a> = Vec<(&'static str, &'a dyn ToSql)>;
 
-impl Catalog {
+impl SqliteStore {
     /// Writes finished jobs in one transaction; each job is all or nothing.
     /// Returns, per job, what was written (`Lost`: nothing, the lease no
     /// longer held).
@@ -25,7 +25,7 @@ impl Catalog {
     /// job: FTS5 flushes its pending terms to a new index segment at every
     /// savepoint, and a segment per document instead of per transaction
     /// doubled the supervisor's indexing work (segment merges).
-    pub fn commit(&mut self, jobs: &[Finished]) -> Result<Vec<Written>, CatalogError> {
+    pub fn commit(&mut self, jobs: &[Finished]) -> Result<Vec<Written>, SqliteError> {
         let tx = self.conn.transaction()?;
         let mut out = Vec::with_capacity(jobs.len());
         for job in jobs {
@@ -37,7 +37,7 @@ impl Catalog {
 
     /// Records a new size and modification time for a file that changed
     /// while it was being extracted, so the next claim reads it afresh.
-    pub fn restat(&mut self, doc: i64, size: u64, mtime_ns: i64) -> Result<(), CatalogError> {
+    pub fn restat(&mut self, doc: i64, size: u64, mtime_ns: i64) -> Result<(), SqliteError> {
         self.conn.execute(
             "UPDATE documents SET size = ?1, mtime_ns = ?2, generation = generation + 1 WHERE id = ?3",
             params![size as i64, mtime_ns, doc],
@@ -69,7 +69,7 @@ fn fenced<'a>(
     job: &'a Finished,
     set: &str,
     mut values: Values<'a>,
-) -> Result<bool, CatalogError> {
+) -> Result<bool, SqliteError> {
     let (table, fence) = target(job);
     values.push((":doc", &job.doc));
     values.push((":token", &job.claim.token));
@@ -84,7 +84,7 @@ fn fenced<'a>(
 }
 
 /// Writes one job's result; a chunk that ended its document merges it.
-fn write(tx: &Transaction<'_>, job: &Finished) -> Result<Written, CatalogError> {
+fn write(tx: &Transaction<'_>, job: &Finished) -> Result<Written, SqliteError> {
     let now = now_ms();
     let held = match &job.result {
         FinishedResult::Done { summary, pages } => {
@@ -160,7 +160,7 @@ fn mark_done(
     job: &Finished,
     summary: &DocSummary,
     now: &i64,
-) -> Result<bool, CatalogError> {
+) -> Result<bool, SqliteError> {
     let mut set = String::from(
         "status = 'done', outcome = 'done', reason = NULL, engine = :engine, title = :title,
          author = :author, language = :language",
@@ -184,7 +184,7 @@ fn record_attempt(
     tx: &Transaction<'_>,
     job: &Finished,
     attempt: Attempt<'_>,
-) -> Result<(), CatalogError> {
+) -> Result<(), SqliteError> {
     tx.execute(
         "INSERT INTO attempts (doc_id, run_id, attempt, outcome, reason, engine, worker_pid, started_ms, ended_ms, chunk_first)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, Params, Transaction};
 
-use super::{Catalog, CatalogError};
+use super::{SqliteError, SqliteStore};
 use crate::store::{expiry_ms, now_ms, Claim, QueuedDoc};
 use docmill_protocol::PageRange;
 
@@ -21,7 +21,7 @@ fn take_back(
     table: &str,
     filter: &str,
     params: impl Params,
-) -> Result<u64, CatalogError> {
+) -> Result<u64, SqliteError> {
     Ok(conn.execute(
         &format!(
             "UPDATE {table} SET status = 'pending', interrupted = interrupted + 1,
@@ -32,11 +32,11 @@ fn take_back(
     )? as u64)
 }
 
-impl Catalog {
+impl SqliteStore {
     /// Puts right what a dead supervisor left: its running jobs go back to
     /// the queue. One index run per SQLite file at a time (the run lock),
     /// so every running job at the start of a run was left by a dead one.
-    pub fn recover_interrupted(&mut self) -> Result<u64, CatalogError> {
+    pub fn recover_interrupted(&mut self) -> Result<u64, SqliteError> {
         let tx = self.conn.transaction()?;
         let mut n = 0;
         for table in ["documents", "chunks"] {
@@ -49,7 +49,7 @@ impl Catalog {
     /// Every document a claim may take, in path order, then the chunks of
     /// split documents, in path and page order. Expired leases are offered
     /// again, as the shared store does.
-    pub fn pending(&mut self) -> Result<Vec<QueuedDoc>, CatalogError> {
+    pub fn pending(&mut self) -> Result<Vec<QueuedDoc>, SqliteError> {
         let now = now_ms();
         for table in ["documents", "chunks"] {
             take_back(&self.conn, table, "lease_expires < ?1", [now])?;
@@ -59,7 +59,7 @@ impl Catalog {
         Ok(docs)
     }
 
-    fn pending_documents(&self) -> Result<Vec<QueuedDoc>, CatalogError> {
+    fn pending_documents(&self) -> Result<Vec<QueuedDoc>, SqliteError> {
         let mut stmt = self.conn.prepare(
             "SELECT id, path, size, mtime_ns, format, attempts FROM documents
              WHERE status = 'pending' ORDER BY path",
@@ -68,7 +68,7 @@ impl Catalog {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn pending_chunks(&self) -> Result<Vec<QueuedDoc>, CatalogError> {
+    fn pending_chunks(&self) -> Result<Vec<QueuedDoc>, SqliteError> {
         let mut stmt = self.conn.prepare(
             "SELECT d.id, d.path, d.size, d.mtime_ns, d.format, c.attempts, c.first, c.last,
                     coalesce(d.page_count, 0)
@@ -96,7 +96,7 @@ impl Catalog {
         docs: &[i64],
         owner: &str,
         lease: Duration,
-    ) -> Result<Vec<(i64, Claim)>, CatalogError> {
+    ) -> Result<Vec<(i64, Claim)>, SqliteError> {
         let now = now_ms();
         let expires = expiry_ms(lease);
         let tx = self.conn.transaction()?;
@@ -134,7 +134,7 @@ impl Catalog {
         first: u32,
         owner: &str,
         lease: Duration,
-    ) -> Result<Option<Claim>, CatalogError> {
+    ) -> Result<Option<Claim>, SqliteError> {
         let now = now_ms();
         let tx = self.conn.transaction()?;
         take_back(
@@ -162,7 +162,7 @@ impl Catalog {
         &mut self,
         held: &[(i64, Claim)],
         lease: Duration,
-    ) -> Result<Vec<i64>, CatalogError> {
+    ) -> Result<Vec<i64>, SqliteError> {
         let expires = expiry_ms(lease);
         let tx = self.conn.transaction()?;
         let mut lost = Vec::new();
@@ -190,7 +190,7 @@ impl Catalog {
     }
 
     /// Unexpired document leases held by owners other than `owner`.
-    pub fn held_elsewhere(&self, owner: &str) -> Result<u64, CatalogError> {
+    pub fn held_elsewhere(&self, owner: &str) -> Result<u64, SqliteError> {
         Ok(self.conn.query_row(
             "SELECT count(*) FROM documents
              WHERE status = 'running' AND lease_owner IS NOT ?1 AND lease_expires >= ?2",
@@ -213,7 +213,7 @@ fn queued(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedDoc> {
     ))
 }
 
-fn next_token(tx: &Transaction<'_>) -> Result<i64, CatalogError> {
+fn next_token(tx: &Transaction<'_>) -> Result<i64, SqliteError> {
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('chunk_token', '1')
          ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",

@@ -22,7 +22,7 @@ pub use query::{ExportError, ExportPage};
 pub use samples::{ErrorRate, RunInfo, RunStats, TierStats};
 
 #[derive(Debug, Error)]
-pub enum CatalogError {
+pub enum SqliteError {
     #[error("the database folder {0} does not exist")]
     MissingFolder(PathBuf),
     #[error("no index at {0}: run `docmill index` first")]
@@ -48,43 +48,46 @@ impl rusqlite::ToSql for super::DocState {
     }
 }
 
-pub struct Catalog {
+pub struct SqliteStore {
     conn: Connection,
 }
 
-impl Catalog {
+impl SqliteStore {
     /// Opens (creating if needed) the database for writing.
-    pub fn open(path: &Path) -> Result<Catalog, CatalogError> {
+    pub fn open(path: &Path) -> Result<SqliteStore, SqliteError> {
         if let Some(parent) = path.parent() {
             if !parent.as_os_str().is_empty() && !parent.is_dir() {
-                return Err(CatalogError::MissingFolder(parent.to_path_buf()));
+                return Err(SqliteError::MissingFolder(parent.to_path_buf()));
             }
         }
-        Catalog::ready(path, Connection::open(path))
+        SqliteStore::ready(path, Connection::open(path))
     }
 
     /// Opens an existing database for reading while a run may be writing it.
-    pub fn open_existing(path: &Path) -> Result<Catalog, CatalogError> {
+    pub fn open_existing(path: &Path) -> Result<SqliteStore, SqliteError> {
         if !path.is_file() {
-            return Err(CatalogError::NoIndex(path.to_path_buf()));
+            return Err(SqliteError::NoIndex(path.to_path_buf()));
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        Catalog::ready(path, Connection::open_with_flags(path, flags))
+        SqliteStore::ready(path, Connection::open_with_flags(path, flags))
     }
 
     /// Configures and migrates a connection just opened on `path`.
-    fn ready(path: &Path, opened: rusqlite::Result<Connection>) -> Result<Catalog, CatalogError> {
-        let conn = opened.map_err(|source| CatalogError::Open {
+    fn ready(
+        path: &Path,
+        opened: rusqlite::Result<Connection>,
+    ) -> Result<SqliteStore, SqliteError> {
+        let conn = opened.map_err(|source| SqliteError::Open {
             path: path.to_path_buf(),
             source,
         })?;
-        let catalog = Catalog { conn };
+        let catalog = SqliteStore { conn };
         catalog.configure()?;
         catalog.migrate()?;
         Ok(catalog)
     }
 
-    fn configure(&self) -> Result<(), CatalogError> {
+    fn configure(&self) -> Result<(), SqliteError> {
         // WAL lets `status` read beside a running index; NORMAL sync is
         // durable across a process crash and loses at most the last
         // transactions on a power cut, never consistency.
@@ -95,7 +98,7 @@ impl Catalog {
         Ok(())
     }
 
-    fn migrate(&self) -> Result<(), CatalogError> {
+    fn migrate(&self) -> Result<(), SqliteError> {
         let version: i64 = self
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -126,7 +129,7 @@ impl Catalog {
         Ok(())
     }
 
-    fn has_column(&self, table: &str, column: &str) -> Result<bool, CatalogError> {
+    fn has_column(&self, table: &str, column: &str) -> Result<bool, SqliteError> {
         Ok(self.conn.query_row(
             "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
             [table, column],
@@ -134,7 +137,7 @@ impl Catalog {
         )? > 0)
     }
 
-    fn has_table(&self, name: &str) -> Result<bool, CatalogError> {
+    fn has_table(&self, name: &str) -> Result<bool, SqliteError> {
         Ok(self.conn.query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
             [name],
@@ -143,7 +146,7 @@ impl Catalog {
     }
 
     /// Records the start of an index run.
-    pub fn begin_run(&mut self, owner: &str, options: &str) -> Result<i64, CatalogError> {
+    pub fn begin_run(&mut self, owner: &str, options: &str) -> Result<i64, SqliteError> {
         self.conn.execute(
             "INSERT INTO runs (started_ms, owner, options) VALUES (?1, ?2, ?3)",
             rusqlite::params![now_ms(), owner, options],
@@ -151,7 +154,7 @@ impl Catalog {
         Ok(self.conn.last_insert_rowid())
     }
 
-    pub fn end_run(&mut self, run: i64, totals: &str, exit_code: i32) -> Result<(), CatalogError> {
+    pub fn end_run(&mut self, run: i64, totals: &str, exit_code: i32) -> Result<(), SqliteError> {
         self.conn.execute(
             "UPDATE runs SET ended_ms = ?1, totals = ?2, exit_code = ?3 WHERE id = ?4",
             rusqlite::params![now_ms(), totals, exit_code, run],

@@ -6,7 +6,7 @@ use std::io::Write;
 use rusqlite::params;
 use serde::Serialize;
 
-use super::{Catalog, CatalogError};
+use super::{SqliteError, SqliteStore};
 use crate::store::{Failure, SearchHit, Status, HIT_END, HIT_START};
 
 #[derive(Serialize)]
@@ -16,22 +16,22 @@ pub struct ExportPage<'a> {
     pub text: &'a str,
 }
 
-impl Catalog {
+impl SqliteStore {
     /// Ranked pages matching `query` (FTS5 syntax; a query that is not valid
     /// FTS5 is retried as a plain list of words).
-    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, CatalogError> {
+    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, SqliteError> {
         match self.search_raw(query, limit) {
             Ok(hits) => Ok(hits),
             // Hyphens, colons and the like are FTS5 operators; a query that
             // does not parse is most likely plain words meant literally.
-            Err(CatalogError::Sql(rusqlite::Error::SqliteFailure(_, _))) => {
+            Err(SqliteError::Sql(rusqlite::Error::SqliteFailure(_, _))) => {
                 self.search_raw(&quote_words(query), limit)
             }
             Err(e) => Err(e),
         }
     }
 
-    fn search_raw(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, CatalogError> {
+    fn search_raw(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, SqliteError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT d.display_path, p.page, bm25(pages_fts) AS rank,
                     snippet(pages_fts, 0, ?3, ?4, '…', 16)
@@ -56,7 +56,7 @@ impl Catalog {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn status(&self) -> Result<Status, CatalogError> {
+    pub fn status(&self) -> Result<Status, SqliteError> {
         let mut status = Status {
             documents: Status::every_state(),
             ..Status::default()
@@ -151,9 +151,9 @@ fn quote_words(query: &str) -> String {
         .join(" ")
 }
 
-impl Catalog {
+impl SqliteStore {
     /// Documents seen by `run` that ended failed or quarantined.
-    pub fn failed_in_run(&self, run: i64) -> Result<u64, CatalogError> {
+    pub fn failed_in_run(&self, run: i64) -> Result<u64, SqliteError> {
         Ok(self.conn.query_row(
             "SELECT count(*) FROM documents WHERE seen_run = ?1 AND status IN ('failed', 'quarantined', 'partial')",
             params![run],

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use super::{Catalog, CatalogError};
+use super::{SqliteError, SqliteStore};
 use crate::metrics::Snapshot;
 use crate::schedule::Tier;
 
@@ -69,9 +69,9 @@ pub struct RunStats {
     pub pages: u64,
 }
 
-impl Catalog {
+impl SqliteStore {
     /// Stores one snapshot of `run` (see `metrics::Recorder::observe`).
-    pub fn record_sample(&self, run: i64, snap: &Snapshot) -> Result<(), CatalogError> {
+    pub fn record_sample(&self, run: i64, snap: &Snapshot) -> Result<(), SqliteError> {
         let json = serde_json::to_string(snap)?;
         self.conn.execute(
             "INSERT INTO samples (run_id, t_ms, json) VALUES (?1, ?2, ?3)",
@@ -81,7 +81,7 @@ impl Catalog {
     }
 
     /// The snapshots stored for `run`, oldest first.
-    pub fn samples(&self, run: i64) -> Result<Vec<Snapshot>, CatalogError> {
+    pub fn samples(&self, run: i64) -> Result<Vec<Snapshot>, SqliteError> {
         let mut stmt = self
             .conn
             .prepare("SELECT json FROM samples WHERE run_id = ?1 ORDER BY t_ms, id")?;
@@ -94,13 +94,13 @@ impl Catalog {
     }
 
     /// The most recent run, if any.
-    pub fn last_run(&self) -> Result<Option<i64>, CatalogError> {
+    pub fn last_run(&self) -> Result<Option<i64>, SqliteError> {
         Ok(self.conn.query_row("SELECT max(id) FROM runs", [], |r| {
             r.get::<_, Option<i64>>(0)
         })?)
     }
 
-    pub fn run_info(&self, run: i64) -> Result<Option<RunInfo>, CatalogError> {
+    pub fn run_info(&self, run: i64) -> Result<Option<RunInfo>, SqliteError> {
         Ok(self
             .conn
             .query_row(
@@ -123,7 +123,7 @@ impl Catalog {
     }
 
     /// Statistics of the attempts made by `run`.
-    pub fn run_stats(&self, run: i64) -> Result<RunStats, CatalogError> {
+    pub fn run_stats(&self, run: i64) -> Result<RunStats, SqliteError> {
         let mut stmt = self.conn.prepare(
             "SELECT a.doc_id, a.outcome, a.started_ms, a.ended_ms, d.size, d.format, d.page_count
              FROM attempts a JOIN documents d ON d.id = a.doc_id
@@ -329,7 +329,7 @@ mod tests {
     #[test]
     fn samples_round_trip_and_runs() {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = Catalog::open(&dir.path().join("x.db")).unwrap();
+        let mut c = SqliteStore::open(&dir.path().join("x.db")).unwrap();
         assert_eq!(c.last_run().unwrap(), None);
         let run = c.begin_run("me", r#"{"workers":2}"#).unwrap();
         let other = c.begin_run("me", "not json").unwrap();
@@ -368,12 +368,12 @@ mod tests {
     fn an_older_database_gains_the_samples_table() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.db");
-        drop(Catalog::open(&path).unwrap());
+        drop(SqliteStore::open(&path).unwrap());
         rusqlite::Connection::open(&path)
             .unwrap()
             .execute_batch("DROP TABLE samples")
             .unwrap();
-        let c = Catalog::open(&path).unwrap();
+        let c = SqliteStore::open(&path).unwrap();
         c.record_sample(1, &Snapshot::default()).unwrap();
         assert_eq!(c.samples(1).unwrap().len(), 1);
     }

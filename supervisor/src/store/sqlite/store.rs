@@ -1,12 +1,12 @@
-//! The embedded store behind the storage trait: each operation is the
-//! catalog's own (leases in `leases`, discovery in `discover`, commits in
-//! `jobs` and `chunks`, reading in `query`).
+//! The embedded store behind the storage trait: each operation is one of
+//! SqliteStore's own (leases in `leases`, discovery in `discover`, commits
+//! in `jobs` and `chunks`, reading in `query`).
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Catalog, CatalogError, ExportError};
+use super::{ExportError, SqliteError, SqliteStore};
 use crate::metrics::Snapshot;
 use crate::store::{
     Claim, DiscoverCounts, Finished, Found, QueuedDoc, RetryPolicy, SearchHit, Status, Store,
@@ -14,17 +14,17 @@ use crate::store::{
 };
 use docmill_protocol::PageRange;
 
-impl Store for Catalog {
+impl Store for SqliteStore {
     fn begin_run(&mut self, owner: &str, options: &str) -> Result<i64, StoreError> {
-        Ok(Catalog::begin_run(self, owner, options)?)
+        Ok(SqliteStore::begin_run(self, owner, options)?)
     }
 
     fn end_run(&mut self, run: i64, totals: &str, exit_code: i32) -> Result<(), StoreError> {
-        Ok(Catalog::end_run(self, run, totals, exit_code)?)
+        Ok(SqliteStore::end_run(self, run, totals, exit_code)?)
     }
 
     fn recover_interrupted(&mut self) -> Result<u64, StoreError> {
-        Ok(Catalog::recover_interrupted(self)?)
+        Ok(SqliteStore::recover_interrupted(self)?)
     }
 
     fn upsert_found(
@@ -33,15 +33,15 @@ impl Store for Catalog {
         run: i64,
         retry: RetryPolicy,
     ) -> Result<DiscoverCounts, StoreError> {
-        Ok(Catalog::upsert_found(self, found, run, retry)?)
+        Ok(SqliteStore::upsert_found(self, found, run, retry)?)
     }
 
     fn remove_missing(&mut self, roots: &[PathBuf], run: i64) -> Result<u64, StoreError> {
-        Ok(Catalog::remove_missing(self, roots, run)?)
+        Ok(SqliteStore::remove_missing(self, roots, run)?)
     }
 
     fn pending(&mut self) -> Result<Vec<QueuedDoc>, StoreError> {
-        Ok(Catalog::pending(self)?)
+        Ok(SqliteStore::pending(self)?)
     }
 
     fn claim(
@@ -50,7 +50,7 @@ impl Store for Catalog {
         owner: &str,
         lease: Duration,
     ) -> Result<Vec<(i64, Claim)>, StoreError> {
-        Ok(Catalog::claim(self, docs, owner, lease)?)
+        Ok(SqliteStore::claim(self, docs, owner, lease)?)
     }
 
     fn renew(
@@ -59,11 +59,11 @@ impl Store for Catalog {
         held: &[(i64, Claim)],
         lease: Duration,
     ) -> Result<Vec<i64>, StoreError> {
-        Ok(Catalog::renew(self, held, lease)?)
+        Ok(SqliteStore::renew(self, held, lease)?)
     }
 
     fn commit(&mut self, jobs: &[Finished]) -> Result<Vec<Written>, StoreError> {
-        Ok(Catalog::commit(self, jobs)?)
+        Ok(SqliteStore::commit(self, jobs)?)
     }
 
     fn chunks(&self) -> bool {
@@ -77,11 +77,11 @@ impl Store for Catalog {
         page_count: u32,
         ranges: &[PageRange],
     ) -> Result<bool, StoreError> {
-        Ok(Catalog::split(self, doc, claim, page_count, ranges)?)
+        Ok(SqliteStore::split(self, doc, claim, page_count, ranges)?)
     }
 
     fn unsplit(&mut self, doc: i64) -> Result<(), StoreError> {
-        Ok(Catalog::unsplit(self, doc)?)
+        Ok(SqliteStore::unsplit(self, doc)?)
     }
 
     fn claim_chunk(
@@ -91,36 +91,36 @@ impl Store for Catalog {
         owner: &str,
         lease: Duration,
     ) -> Result<Option<Claim>, StoreError> {
-        Ok(Catalog::claim_chunk(self, doc, first, owner, lease)?)
+        Ok(SqliteStore::claim_chunk(self, doc, first, owner, lease)?)
     }
 
     fn restat(&mut self, doc: i64, size: u64, mtime_ns: i64) -> Result<(), StoreError> {
-        Ok(Catalog::restat(self, doc, size, mtime_ns)?)
+        Ok(SqliteStore::restat(self, doc, size, mtime_ns)?)
     }
 
     fn record_sample(&mut self, run: i64, snap: &Snapshot) -> Result<(), StoreError> {
-        Ok(Catalog::record_sample(self, run, snap)?)
+        Ok(SqliteStore::record_sample(self, run, snap)?)
     }
 
     fn failed_in_run(&mut self, run: i64) -> Result<u64, StoreError> {
-        Ok(Catalog::failed_in_run(self, run)?)
+        Ok(SqliteStore::failed_in_run(self, run)?)
     }
 
     fn held_elsewhere(&mut self, owner: &str) -> Result<u64, StoreError> {
-        Ok(Catalog::held_elsewhere(self, owner)?)
+        Ok(SqliteStore::held_elsewhere(self, owner)?)
     }
 
     fn search(&mut self, query: &str, limit: usize) -> Result<Vec<SearchHit>, StoreError> {
-        Ok(Catalog::search(self, query, limit)?)
+        Ok(SqliteStore::search(self, query, limit)?)
     }
 
     fn status(&mut self) -> Result<Status, StoreError> {
-        Ok(Catalog::status(self)?)
+        Ok(SqliteStore::status(self)?)
     }
 
     fn export(&mut self, out: &mut dyn Write) -> Result<u64, StoreError> {
-        Catalog::export(self, out).map_err(|e| match e {
-            ExportError::Sql(e) => StoreError::Catalog(CatalogError::Sql(e)),
+        SqliteStore::export(self, out).map_err(|e| match e {
+            ExportError::Sql(e) => StoreError::Sqlite(SqliteError::Sql(e)),
             ExportError::Write(e) => StoreError::Write(e),
         })
     }
