@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::{SqliteError, SqliteStore};
 use crate::metrics::Snapshot;
 use crate::schedule::Tier;
+use docmill_protocol::Outcome;
 
 /// One row of `runs`.
 #[derive(Clone, Debug, Serialize)]
@@ -165,7 +166,7 @@ fn stats_of(attempts: &[Attempt]) -> RunStats {
         if a.outcome != "cancelled" {
             let e = stats.errors_by_format.entry(a.format.clone()).or_default();
             e.attempts += 1;
-            e.failed += u64::from(a.outcome != "done");
+            e.failed += u64::from(a.outcome != Outcome::Done.as_str());
         }
         last.insert(a.doc, a);
     }
@@ -184,7 +185,7 @@ fn stats_of(attempts: &[Attempt]) -> RunStats {
             .documents_by_outcome
             .entry(a.outcome.clone())
             .or_default() += 1;
-        if a.outcome == "done" {
+        if a.outcome == Outcome::Done.as_str() {
             stats.pages += a.pages;
         }
     }
@@ -202,7 +203,10 @@ fn stats_of(attempts: &[Attempt]) -> RunStats {
 }
 
 fn tier_stats(tier: Tier, attempts: &[&Attempt]) -> TierStats {
-    let done: Vec<&&Attempt> = attempts.iter().filter(|a| a.outcome == "done").collect();
+    let done: Vec<&&Attempt> = attempts
+        .iter()
+        .filter(|a| a.outcome == Outcome::Done.as_str())
+        .collect();
     let per_doc: Vec<f64> = done.iter().map(|a| a.seconds).collect();
     let per_page: Vec<f64> = done
         .iter()
