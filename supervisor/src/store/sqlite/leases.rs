@@ -40,7 +40,7 @@ impl SqliteStore {
         let tx = self.conn.transaction()?;
         let mut n = 0;
         for table in ["documents", "chunks"] {
-            n += take_back(&tx, table, "1", [])?;
+            n += take_back(&tx, table, "true", [])?;
         }
         tx.commit()?;
         Ok(n)
