@@ -189,9 +189,8 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
     if opts.json {
         println!("{}", serde_json::to_string(&summary)?);
     }
-    if !opts.quiet {
-        summary.print();
-    }
+    // --quiet leaves out everything but this summary.
+    summary.print();
     Ok(code)
 }
 
