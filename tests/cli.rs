@@ -504,13 +504,18 @@ fn shell_words(s: &str) -> Vec<String> {
 #[test]
 fn excluded_and_ignored_files_are_not_catalogued() {
     let env = Env::new();
-    let lib = mock_library(&env, &["keep", "skip-me"]);
+    let lib = mock_library(&env, &["keep", "skip-me", "old-one"]);
     mockdoc(&lib.join("drafts"), "draft", "pages 1\n");
     mockdoc(&lib.join("notes"), "kept-note", "pages 1\n");
     mockdoc(&lib.join("notes"), "scratch", "pages 1\n");
     std::fs::write(lib.join(".docmillignore"), "drafts/\n").unwrap();
     std::fs::write(lib.join("notes/.ignore"), "scratch.*\n").unwrap();
-    index_mock(&env, &lib, &["--exclude", "skip-*", "-q"]).assert_code(0);
+    index_mock(
+        &env,
+        &lib,
+        &["--exclude", "skip-*", "--exclude", "old-*", "-q"],
+    )
+    .assert_code(0);
     let mut paths: Vec<String> = env
         .sql()
         .prepare("SELECT display_path FROM documents ORDER BY display_path")
