@@ -156,14 +156,14 @@ pub struct IndexArgs {
 
     /// A fixed number of worker processes (instead of --min-workers and
     /// --max-workers).
-    #[arg(long, help_heading = SCALING, value_parser = clap::value_parser!(u32).range(1..=64),
+    #[arg(long, help_heading = SCALING, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64),
           conflicts_with_all = ["min_workers", "max_workers"])]
     pub workers: Option<u32>,
     /// The fewest workers the scaler keeps, 1 to 64 [default: 2].
-    #[arg(long, help_heading = SCALING, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, help_heading = SCALING, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub min_workers: Option<u32>,
     /// The most workers the scaler starts, 1 to 64 [default: 12].
-    #[arg(long, help_heading = SCALING, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, help_heading = SCALING, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub max_workers: Option<u32>,
     /// background (hold CPU near 70%), batch (use the whole machine),
     /// conservative (minimum workers, generous timeouts).
@@ -209,7 +209,7 @@ pub struct IndexArgs {
     pub heartbeat_timeout: Duration,
     /// Attempts before a crashing, hanging or over-limit document is
     /// quarantined.
-    #[arg(long, help_heading = LIMITS, default_value_t = 3,
+    #[arg(long, help_heading = LIMITS, value_name = "N", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
     /// After SIGINT/SIGTERM, how long running jobs may take to finish (0s:
@@ -242,11 +242,11 @@ pub struct IndexArgs {
     #[arg(long, help_heading = SCHEDULING, value_enum, default_value = "fifo")]
     pub order: crate::schedule::Order,
     /// EPUB jobs at once, at most.
-    #[arg(long, help_heading = SCHEDULING, default_value_t = 2,
+    #[arg(long, help_heading = SCHEDULING, value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_epubs: u32,
     /// Split a PDF with more pages than this into page-range chunk jobs.
-    #[arg(long, help_heading = SCHEDULING, default_value_t = 10_000,
+    #[arg(long, help_heading = SCHEDULING, value_name = "N", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub massive_pages: u32,
     /// Split a PDF at least this large into page-range chunk jobs.
@@ -254,13 +254,13 @@ pub struct IndexArgs {
           value_parser = size_at_least(1))]
     pub massive_bytes: u64,
     /// Pages per chunk job of a massive PDF.
-    #[arg(long, help_heading = SCHEDULING, default_value_t = 1000,
+    #[arg(long, help_heading = SCHEDULING, value_name = "N", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub chunk_pages: u32,
     /// With two or more workers, split a PDF with more pages than this into
     /// one chunk per worker (at least 50 pages each), so that a long
     /// document is shared instead of finishing last, alone.
-    #[arg(long, help_heading = SCHEDULING, default_value_t = 200,
+    #[arg(long, help_heading = SCHEDULING, value_name = "N", default_value_t = 200,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub long_pages: u32,
     /// Never split documents (neither massive ones nor long ones).
