@@ -303,6 +303,7 @@ fn colour_follows_the_flag_and_the_environment() {
         // Without colour the hits are still marked.
         assert!(plain.contains("[mock]"), "{plain:?}");
     }
+    env.assert_no_leftovers();
 }
 
 #[test]
@@ -369,6 +370,7 @@ fn a_closed_pipe_ends_quietly() {
         r.assert_code(0);
         assert!(r.stderr().is_empty(), "{args:?} complained\n{}", r.dump());
     }
+    env.assert_no_leftovers();
 }
 
 /// A pipe as two files, made with pipe(2).
