@@ -1,7 +1,7 @@
 //! The reading commands: search, status, export, report.
 
 use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use docmill_protocol::exit_codes;
@@ -10,12 +10,28 @@ use crate::metrics::report::ReportError;
 use crate::store;
 use crate::store::{SqliteStore, HIT_END, HIT_START};
 
-pub fn search(db: &Path, query: &str, limit: usize, json: bool) -> anyhow::Result<i32> {
+/// How search marks the matched words in a snippet.
+pub enum Highlight {
+    /// This style where colour is on.
+    Style(anstyle::Style),
+    /// `[word]` where it is off, so that hits still stand out in a pipe.
+    Brackets,
+}
+
+pub fn search(
+    db: &Path,
+    query: &str,
+    limit: usize,
+    json: bool,
+    highlight: Highlight,
+) -> anyhow::Result<i32> {
     let mut catalog = store::open_existing(db)?;
     let hits = catalog.search(query, limit)?;
-    let stdout = io::stdout();
-    let tty = stdout.is_terminal();
-    let mut out = stdout.lock();
+    let (on, off) = match highlight {
+        Highlight::Style(style) => (style.render().to_string(), style.render_reset().to_string()),
+        Highlight::Brackets => ("[".to_string(), "]".to_string()),
+    };
+    let mut out = io::stdout().lock();
     for hit in &hits {
         if json {
             let mut plain = hit.clone();
@@ -23,12 +39,7 @@ pub fn search(db: &Path, query: &str, limit: usize, json: bool) -> anyhow::Resul
             serde_json::to_writer(&mut out, &plain)?;
             writeln!(out)?;
         } else {
-            let (on, off) = if tty {
-                ("\x1b[1;31m", "\x1b[0m")
-            } else {
-                ("[", "]")
-            };
-            let snippet = hit.snippet.replace(HIT_START, on).replace(HIT_END, off);
+            let snippet = hit.snippet.replace(HIT_START, &on).replace(HIT_END, &off);
             writeln!(
                 out,
                 "{}:{}  ({:.2})\n    {}",
@@ -36,6 +47,7 @@ pub fn search(db: &Path, query: &str, limit: usize, json: bool) -> anyhow::Resul
             )?;
         }
     }
+    out.flush()?;
     if hits.is_empty() && !json {
         eprintln!("docmill: no matches for {query:?}");
     }
@@ -86,6 +98,7 @@ pub fn status(db: &Path, json: bool) -> anyhow::Result<i32> {
             }
         }
     }
+    out.flush()?;
     Ok(exit_codes::OK)
 }
 
@@ -95,10 +108,14 @@ pub fn export(db: &Path, output: Option<&Path>) -> anyhow::Result<i32> {
         Some(path) => {
             let mut w = BufWriter::new(File::create(path)?);
             catalog.export(&mut w)?;
+            w.flush()?;
         }
         None => {
+            // Flushed here rather than on drop, where an error (a reader
+            // that went away) would pass unseen.
             let mut w = BufWriter::new(io::stdout().lock());
             catalog.export(&mut w)?;
+            w.flush()?;
         }
     }
     Ok(exit_codes::OK)

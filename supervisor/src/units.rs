@@ -1,74 +1,40 @@
-//! Human forms of sizes and durations on the command line: `512M`, `1G`,
-//! `1.5GiB`, `500ms`, `3s`, `2m`, `1h`.
+//! Human forms of sizes and durations: parsed from the command line with
+//! `bytesize` and `humantime`, and bytes written for people by the one
+//! formatter every caller uses.
 
 use std::time::Duration;
 
-/// Parses a byte size. Suffixes are binary multiples (K = 1024), with or
-/// without a trailing `B`/`iB`; a bare number is bytes.
+use bytesize::ByteSize;
+
+/// Parses a byte size the way `bytesize` reads it: SI units are powers of
+/// ten and IEC units powers of two (`2GB` and `2G` are 2,000,000,000 bytes,
+/// `2GiB` and `2Gi` are 2,147,483,648), case does not matter, a fraction is
+/// allowed (`1.5GiB`), and a bare number is bytes.
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (try 512M or 2G)"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        _ => return Err(format!("{s:?} has an unknown size unit (use K, M, G or T)")),
-    };
-    if !value.is_finite() || value < 0.0 {
-        return Err(format!("{s:?} is not a size"));
-    }
-    Ok((value * mult as f64).round() as u64)
+    s.trim()
+        .parse::<ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|_| format!("{s:?} is not a size (e.g. 512MiB, 2GB, 1.5GiB)"))
 }
 
-/// Parses a duration: `ms`, `s`, `m`, `h`; a bare number is seconds.
+/// Parses a duration the way `humantime` reads it: a number and a unit,
+/// several in a row (`500ms`, `30s`, `2m`, `1h30m`, `1h 30m`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (try 500ms, 3s or 2m)"))?;
-    let secs = match unit.trim() {
-        "ms" => value / 1000.0,
-        "" | "s" | "sec" => value,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => {
-            return Err(format!(
-                "{s:?} has an unknown duration unit (use ms, s, m or h)"
-            ))
-        }
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("{s:?} is not a duration"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{s:?} is not a duration ({e}; e.g. 500ms, 30s, 1h30m)"))
 }
 
-/// Formats bytes for people: `1.5 GiB`.
+/// Formats bytes for people, in powers of two with one decimal: `0 B`,
+/// `512 B`, `1.5 GiB`. Every byte count docmill shows goes through here, so
+/// that the summary, the live display, logs and the report agree.
 pub fn format_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i + 1 < UNITS.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[i])
-    }
+    ByteSize(bytes).display().iec().to_string()
+}
+
+/// A duration for people, as `humantime` writes it (`1h 30m`, `250ms`), the
+/// same form the command line accepts.
+pub fn format_duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
 }
 
 /// `text` cut to at most `max` bytes at a character boundary, and whether
@@ -89,29 +55,59 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes() {
-        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
-        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
-        assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
-        assert_eq!(parse_size("64kb").unwrap(), 64 << 10);
-        assert_eq!(parse_size("100").unwrap(), 100);
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("3X").is_err());
+    fn sizes_follow_si_and_iec() {
+        let table: &[(&str, u64)] = &[
+            ("512MiB", 512 << 20),
+            ("1GiB", 1 << 30),
+            ("1.5GiB", 3 << 29),
+            ("2GB", 2_000_000_000),
+            ("2G", 2_000_000_000),
+            ("2Gi", 2 << 30),
+            ("64kb", 64_000),
+            ("64KiB", 64 << 10),
+            ("100", 100),
+            ("0", 0),
+            (" 1 MiB ", 1 << 20),
+        ];
+        for (text, bytes) in table {
+            assert_eq!(parse_size(text), Ok(*bytes), "{text}");
+        }
+        for bad in ["lots", "3X", "", "-1G"] {
+            assert!(parse_size(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("3s").unwrap(), Duration::from_secs(3));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("3d").is_err());
+    fn durations_take_several_units() {
+        let table: &[(&str, Duration)] = &[
+            ("500ms", Duration::from_millis(500)),
+            ("3s", Duration::from_secs(3)),
+            ("2m", Duration::from_secs(120)),
+            ("1h30m", Duration::from_secs(5400)),
+            ("1h 30m", Duration::from_secs(5400)),
+            ("0s", Duration::ZERO),
+        ];
+        for (text, d) in table {
+            assert_eq!(parse_duration(text), Ok(*d), "{text}");
+        }
+        // A bare number has no unit: seconds or milliseconds would be a guess.
+        for bad in ["soon", "3x", "1.5", ""] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]
-    fn formats() {
+    fn one_format_for_bytes() {
+        assert_eq!(format_size(0), "0 B");
         assert_eq!(format_size(10), "10 B");
         assert_eq!(format_size(3 << 29), "1.5 GiB");
+        assert_eq!(format_size(4 << 30), "4.0 GiB");
+        assert_eq!(format_size(77 << 20), "77.0 MiB");
+    }
+
+    #[test]
+    fn durations_read_back() {
+        let d = Duration::from_secs(5400);
+        assert_eq!(parse_duration(&format_duration(d)), Ok(d));
     }
 }

@@ -1,14 +1,22 @@
 //! Walks the roots given on the command line: each file once, even when
 //! roots repeat or nest; symbolic links are not followed unless asked (and
-//! then loops are reported, not followed forever).
+//! then loops are reported, not followed forever); files that the
+//! library's ignore files or `--exclude` leave out are never seen.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use walkdir::WalkDir;
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use ignore::WalkBuilder;
 
 use crate::sniff;
 use crate::store::{Found, FoundKind};
+
+/// docmill's own ignore file, read in every folder of a library as ripgrep
+/// reads `.rgignore`: gitignore syntax, a folder's file applying to it and
+/// below, and taking precedence over a `.ignore` file (which other tools
+/// read too) in the same folder.
+pub const IGNORE_FILE: &str = ".docmillignore";
 
 /// Makes roots absolute and canonical, drops duplicates and roots inside
 /// another root. A root that does not exist is an error for the caller.
@@ -34,18 +42,40 @@ pub fn normalize_roots(roots: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 pub struct WalkOptions {
     pub follow_symlinks: bool,
     pub allow_mock: bool,
+    /// Gitignore patterns, relative to each root, for what to leave out.
+    pub exclude: Vec<String>,
 }
 
-/// Walks every root in order, calling `each` for what it finds.
+/// Walks every root in order, calling `each` for what it finds. A root
+/// named on the command line is always walked, even when a pattern would
+/// leave it out, as ripgrep searches a file it is given by name.
 pub fn walk(roots: &[PathBuf], opts: &WalkOptions, mut each: impl FnMut(Found)) {
     for root in roots {
-        let walker = WalkDir::new(root)
+        let mut builder = WalkBuilder::new(root);
+        builder
+            // No hidden-file or git rules: a library is not a repository,
+            // and a hidden PDF is still a PDF.
+            .standard_filters(false)
+            .ignore(true)
+            .parents(true)
+            .add_custom_ignore_filename(IGNORE_FILE)
             .follow_links(opts.follow_symlinks)
-            .sort_by_file_name();
-        for entry in walker {
+            .sort_by_file_name(|a, b| a.cmp(b));
+        match exclude_matcher(root, &opts.exclude) {
+            Ok(Some(matcher)) => {
+                builder.filter_entry(move |e| {
+                    let dir = e.file_type().is_some_and(|t| t.is_dir());
+                    !matcher.matched(e.path(), dir).is_ignore()
+                });
+            }
+            Ok(None) => {}
+            // The patterns were checked when the command line was read.
+            Err(e) => tracing::warn!("--exclude ignored under {}: {e}", root.display()),
+        }
+        for entry in builder.build() {
             match entry {
                 Ok(e) => {
-                    let ft = e.file_type();
+                    let Some(ft) = e.file_type() else { continue };
                     if ft.is_dir() {
                         continue;
                     }
@@ -58,7 +88,7 @@ pub fn walk(roots: &[PathBuf], opts: &WalkOptions, mut each: impl FnMut(Found)) 
                         ));
                         continue;
                     }
-                    if !ft.is_file() {
+                    if !ft.is_file() || (e.depth() > 0 && is_ignore_file(&path)) {
                         continue;
                     }
                     match e.metadata() {
@@ -77,19 +107,63 @@ pub fn walk(roots: &[PathBuf], opts: &WalkOptions, mut each: impl FnMut(Found)) 
                     }
                 }
                 Err(err) => {
-                    let path = err
-                        .path()
-                        .map(Path::to_path_buf)
-                        .unwrap_or_else(|| root.clone());
-                    let why = if err.loop_ancestor().is_some() {
-                        "symbolic link loop, not followed".to_string()
-                    } else {
-                        format!("cannot read: {}", one_line(&err.to_string()))
-                    };
-                    each(skipped(&path, &why));
+                    let (path, why) = describe(&err);
+                    each(skipped(path.unwrap_or(root), &why));
                 }
             }
         }
+    }
+}
+
+/// The `--exclude` patterns as one gitignore matcher rooted at `root` (or
+/// at a file root's folder).
+fn exclude_matcher(root: &Path, patterns: &[String]) -> Result<Option<Gitignore>, ignore::Error> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let base = if root.is_dir() {
+        root
+    } else {
+        root.parent().unwrap_or(root)
+    };
+    let mut b = GitignoreBuilder::new(base);
+    for p in patterns {
+        b.add_line(None, p)?;
+    }
+    b.build().map(Some)
+}
+
+/// The ignore files are the library's settings, not its documents.
+fn is_ignore_file(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n == IGNORE_FILE || n == ".ignore")
+}
+
+/// The path an error is about and why, in one line: the innermost path,
+/// and a loop named as such.
+fn describe(err: &ignore::Error) -> (Option<&Path>, String) {
+    match err {
+        ignore::Error::WithPath { path, err } => {
+            let (inner, why) = describe(err);
+            (Some(inner.unwrap_or(path)), why)
+        }
+        ignore::Error::WithDepth { err, .. } => describe(err),
+        ignore::Error::WithLineNumber { line, err } => {
+            let (inner, why) = describe(err);
+            (inner, format!("line {line}: {why}"))
+        }
+        ignore::Error::Partial(errs) if !errs.is_empty() => describe(&errs[0]),
+        ignore::Error::Loop { child, .. } => {
+            (Some(child), "symbolic link loop, not followed".to_string())
+        }
+        ignore::Error::Glob { .. } => (
+            None,
+            format!("bad ignore pattern: {}", one_line(&err.to_string())),
+        ),
+        other => (
+            None,
+            format!("cannot read: {}", one_line(&other.to_string())),
+        ),
     }
 }
 
@@ -104,4 +178,88 @@ fn skipped(path: &Path, why: &str) -> Found {
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(root: &Path, exclude: &[&str]) -> Vec<String> {
+        let opts = WalkOptions {
+            follow_symlinks: false,
+            allow_mock: false,
+            exclude: exclude.iter().map(|s| s.to_string()).collect(),
+        };
+        let mut out = Vec::new();
+        walk(&[root.to_path_buf()], &opts, |f| {
+            out.push(
+                f.path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        });
+        out
+    }
+
+    #[test]
+    fn ignore_files_and_excludes_leave_files_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for f in [
+            "a.pdf",
+            "b.epub",
+            "drafts/c.pdf",
+            "keep/d.pdf",
+            "keep/e.tmp",
+            ".hidden.pdf",
+        ] {
+            let p = root.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"x").unwrap();
+        }
+        assert_eq!(
+            names(root, &[]),
+            [
+                ".hidden.pdf",
+                "a.pdf",
+                "b.epub",
+                "drafts/c.pdf",
+                "keep/d.pdf",
+                "keep/e.tmp"
+            ]
+        );
+        assert_eq!(
+            names(root, &["*.epub", "drafts/"]),
+            [".hidden.pdf", "a.pdf", "keep/d.pdf", "keep/e.tmp"]
+        );
+        std::fs::write(root.join(IGNORE_FILE), "drafts/\n").unwrap();
+        std::fs::write(root.join("keep/.ignore"), "*.tmp\n").unwrap();
+        assert_eq!(
+            names(root, &[]),
+            [".hidden.pdf", "a.pdf", "b.epub", "keep/d.pdf"]
+        );
+        // docmill's own file wins over .ignore in the same folder.
+        std::fs::write(root.join("keep").join(IGNORE_FILE), "!e.tmp\n").unwrap();
+        assert_eq!(
+            names(root, &[]),
+            [".hidden.pdf", "a.pdf", "b.epub", "keep/d.pdf", "keep/e.tmp"]
+        );
+    }
+
+    #[test]
+    fn a_root_named_outright_is_walked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.pdf");
+        std::fs::write(&file, b"x").unwrap();
+        let opts = WalkOptions {
+            follow_symlinks: false,
+            allow_mock: false,
+            exclude: vec!["*.pdf".to_string()],
+        };
+        let mut seen = 0;
+        walk(&[file], &opts, |_| seen += 1);
+        assert_eq!(seen, 1);
+    }
 }

@@ -42,6 +42,8 @@ pub struct IndexOptions {
     pub grace: Duration,
     pub allow_mock: bool,
     pub follow_symlinks: bool,
+    /// `--exclude` patterns (gitignore syntax), applied by the walk.
+    pub exclude: Vec<String>,
     pub retry_failed: bool,
     pub retry_quarantined: bool,
     #[serde(skip)]
@@ -118,6 +120,7 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
     let walk_opts = WalkOptions {
         follow_symlinks: opts.follow_symlinks,
         allow_mock: opts.allow_mock,
+        exclude: opts.exclude.clone(),
     };
     let mut batch = Vec::with_capacity(512);
     let mut discovered = crate::store::DiscoverCounts::default();
@@ -186,9 +189,8 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
     if opts.json {
         println!("{}", serde_json::to_string(&summary)?);
     }
-    if !opts.quiet {
-        summary.print();
-    }
+    // --quiet leaves out everything but this summary.
+    summary.print();
     Ok(code)
 }
 

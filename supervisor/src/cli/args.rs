@@ -1,0 +1,322 @@
+//! The command line's shape: every subcommand and flag, their help text and
+//! headings, and the parser each value goes through.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+use super::values::{
+    duration_at_least, exclude_glob, percent, size_at_least, worker_fds, worker_mem,
+    MIN_HEARTBEAT_TIMEOUT, MIN_TIMEOUT,
+};
+use crate::engines;
+use crate::metrics::ProgressMode;
+use crate::scale::Profile;
+use crate::units::parse_size;
+
+const SCALING: &str = "Scaling";
+const LIMITS: &str = "Limits";
+const ENGINES: &str = "Engines";
+const SCHEDULING: &str = "Scheduling";
+const DISCOVERY: &str = "Discovery";
+const OUTPUT: &str = "Output";
+
+const EXAMPLES: &str = "\
+Examples:
+  docmill index ../shared/corpus            index the sample library (beside a checkout)
+  docmill search trace                      best matches first: path, page, snippet
+  docmill search '\"white whale\"'           a phrase
+  docmill status                            counts by state, and failures with reasons
+  docmill export | head -1                  JSON Lines, one page per line
+  docmill index ~/Books --exclude 'drafts/' --memory-budget 2GiB
+
+The index is $XDG_DATA_HOME/docmill/docmill.db (~/.local/share/docmill/docmill.db)
+unless --db or DOCMILL_DB names another.";
+
+const INDEX_EXAMPLES: &str = "\
+Examples:
+  docmill index ../shared/corpus
+  docmill index ~/Books ~/Papers/x.pdf --exclude '*.epub' --exclude 'old/'
+  docmill index ~/Books --profile batch --timeout 5m --worker-mem 2GiB
+  docmill index ~/Books --memory-budget 4GiB --max-workers 4 -q
+
+Sizes follow SI and IEC: 2GB and 2G are 2,000,000,000 bytes, 2GiB is
+2,147,483,648. Durations take units, several in a row: 500ms, 30s, 1h30m.
+Files named in a .docmillignore or .ignore file (gitignore syntax, in the
+library's folders) are not indexed, nor are those matching --exclude.";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "docmill",
+    version,
+    long_version = super::generate::long_version(),
+    // A flag given twice takes its last value, so scripts can override.
+    args_override_self = true,
+    about = "Index a library of PDFs and EPUBs into a searchable full-text index, crash-tolerantly.",
+    after_help = EXAMPLES,
+)]
+pub struct Cli {
+    /// The index, given before the subcommand (kept for scripts written
+    /// that way; the subcommands' own --db is the one to use).
+    #[arg(long, hide = true, value_name = "PATH|URL")]
+    pub db: Option<PathBuf>,
+    /// Colour: auto (on a terminal, unless NO_COLOR is set; CLICOLOR_FORCE
+    /// forces it), always, or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
+    pub color: ColorWhen,
+    /// More log lines on stderr: -v shows every decision and failure, -vv
+    /// debugging detail (RUST_LOG does the same, finer).
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Walk paths, extract text, store it; a re-run skips unchanged files.
+    #[command(after_help = INDEX_EXAMPLES)]
+    Index(Box<IndexArgs>),
+    /// Full-text search over the index, best matches first.
+    Search(SearchArgs),
+    /// Counts by state, pages, and failures with reasons.
+    Status {
+        #[command(flatten)]
+        db: DbArg,
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every page as JSON Lines, ordered by path then page.
+    Export {
+        #[command(flatten)]
+        db: DbArg,
+        /// Accepted for symmetry: export is always JSON Lines.
+        #[arg(long)]
+        json: bool,
+        /// Write to this file instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// A self-contained HTML report of a run: charts and a summary.
+    Report {
+        #[command(flatten)]
+        db: DbArg,
+        /// The run to report on (default: the last one).
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+        run: Option<i64>,
+        /// Where to write the HTML file.
+        #[arg(long, short, alias = "out", value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// The PDF engines installed, their versions, and the order `auto` uses.
+    Engines {
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A completion script for a shell, on stdout (see the README for where
+    /// each shell looks for it).
+    Completions {
+        /// bash, elvish, fish, powershell or zsh.
+        shell: clap_complete::Shell,
+    },
+    /// The manual page, as roff on stdout: `docmill man | man -l -`.
+    Man {
+        /// A subcommand's own page (its flags), instead of docmill's.
+        subcommand: Option<String>,
+    },
+}
+
+/// `--db` on the subcommands that read or write an index.
+#[derive(Args, Debug, Clone)]
+pub struct DbArg {
+    /// The index: a SQLite file, or a postgres:// URL for the store several
+    /// machines share [default: $XDG_DATA_HOME/docmill/docmill.db].
+    #[arg(long, env = "DOCMILL_DB", value_name = "PATH|URL")]
+    pub db: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct IndexArgs {
+    /// Files and folders to index.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// A fixed number of worker processes (instead of --min-workers and
+    /// --max-workers).
+    #[arg(long, help_heading = SCALING, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64),
+          conflicts_with_all = ["min_workers", "max_workers"])]
+    pub workers: Option<u32>,
+    /// The fewest workers the scaler keeps, 1 to 64 [default: 2].
+    #[arg(long, help_heading = SCALING, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub min_workers: Option<u32>,
+    /// The most workers the scaler starts, 1 to 64 [default: 12].
+    #[arg(long, help_heading = SCALING, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub max_workers: Option<u32>,
+    /// background (hold CPU near 70%), batch (use the whole machine),
+    /// conservative (minimum workers, generous timeouts).
+    #[arg(long, help_heading = SCALING, default_value = "background",
+          value_parser = PossibleValuesParser::new(["background", "batch", "conservative"])
+              .try_map(|s| Profile::parse(&s)))]
+    pub profile: Profile,
+    /// How often the scaler decides.
+    #[arg(long, help_heading = SCALING, default_value = "5s", value_name = "DURATION",
+          value_parser = duration_at_least(Duration::from_millis(100)))]
+    pub scale_interval: Duration,
+    /// CPU percent the scaler aims at, 1 to 100 (default from the profile).
+    #[arg(long, help_heading = SCALING, value_name = "PERCENT", value_parser = percent)]
+    pub target_cpu: Option<f32>,
+    /// CPU percent above which it throttles by two workers at once, 1 to
+    /// 100, not under the target (default from the profile).
+    #[arg(long, help_heading = SCALING, value_name = "PERCENT", value_parser = percent)]
+    pub critical_cpu: Option<f32>,
+    /// Memory to leave available to the rest of the machine.
+    #[arg(long, help_heading = SCALING, default_value = "1.5GiB", value_name = "SIZE",
+          value_parser = parse_size)]
+    pub min_free: u64,
+    /// Cap on the whole run's memory (supervisor and workers), e.g. 2GiB.
+    #[arg(long, help_heading = SCALING, value_name = "SIZE", value_parser = size_at_least(1))]
+    pub memory_budget: Option<u64>,
+
+    /// Address-space limit per worker, at least 64 MiB (default: from
+    /// available memory, between 1 GiB and 4 GiB).
+    #[arg(long, help_heading = LIMITS, value_name = "SIZE", value_parser = worker_mem)]
+    pub worker_mem: Option<u64>,
+    /// Open-file limit per worker, at least 16.
+    #[arg(long, help_heading = LIMITS, default_value = "256", value_name = "N",
+          value_parser = worker_fds)]
+    pub worker_fds: u64,
+    /// Fixed deadline per job, at least 100ms (default: 60s plus 2s per MiB,
+    /// doubled per retry).
+    #[arg(long, help_heading = LIMITS, value_name = "DURATION",
+          value_parser = duration_at_least(MIN_TIMEOUT))]
+    pub timeout: Option<Duration>,
+    /// Kill a worker that sends no heartbeat for this long (at least 500ms).
+    #[arg(long, help_heading = LIMITS, default_value = "10s", value_name = "DURATION",
+          value_parser = duration_at_least(MIN_HEARTBEAT_TIMEOUT))]
+    pub heartbeat_timeout: Duration,
+    /// Attempts before a crashing, hanging or over-limit document is
+    /// quarantined.
+    #[arg(long, help_heading = LIMITS, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+    /// After SIGINT/SIGTERM, how long running jobs may take to finish (0s:
+    /// cancel them at once).
+    #[arg(long, help_heading = LIMITS, default_value = "10s", value_name = "DURATION",
+          value_parser = duration_at_least(Duration::ZERO))]
+    pub grace: Duration,
+    /// Cap on the decompressed size of one EPUB entry.
+    #[arg(long, help_heading = LIMITS, default_value = "256MiB", value_name = "SIZE",
+          value_parser = size_at_least(1))]
+    pub epub_entry_cap: u64,
+    /// Cap on the decompressed size of a whole EPUB.
+    #[arg(long, help_heading = LIMITS, default_value = "1GiB", value_name = "SIZE",
+          value_parser = size_at_least(1))]
+    pub epub_book_cap: u64,
+    /// How long a claimed job stays ours without renewal (renewed every
+    /// third of it); after that another supervisor may take it back.
+    #[arg(long, default_value = "120s", hide = true,
+          value_parser = duration_at_least(Duration::from_secs(1)))]
+    pub lease: Duration,
+
+    /// PDF engine: auto (fastest installed, the others as fallbacks),
+    /// builtin, mupdf, mupdf-inproc (builds with that feature) or poppler.
+    #[arg(long, help_heading = ENGINES, default_value = "auto", ignore_case = true,
+          value_parser = PossibleValuesParser::new(["auto", "builtin", "mupdf", "mupdf-inproc", "poppler"])
+              .try_map(|s| engines::parse_engine_flag(&s)))]
+    pub pdf_engine: engines::EngineFlag,
+
+    /// The order the queue starts in.
+    #[arg(long, help_heading = SCHEDULING, value_enum, default_value = "fifo")]
+    pub order: crate::schedule::Order,
+    /// EPUB jobs at once, at most.
+    #[arg(long, help_heading = SCHEDULING, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_epubs: u32,
+    /// Split a PDF with more pages than this into page-range chunk jobs.
+    #[arg(long, help_heading = SCHEDULING, value_name = "N", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub massive_pages: u32,
+    /// Split a PDF at least this large into page-range chunk jobs.
+    #[arg(long, help_heading = SCHEDULING, default_value = "500MiB", value_name = "SIZE",
+          value_parser = size_at_least(1))]
+    pub massive_bytes: u64,
+    /// Pages per chunk job of a massive PDF.
+    #[arg(long, help_heading = SCHEDULING, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub chunk_pages: u32,
+    /// With two or more workers, split a PDF with more pages than this into
+    /// one chunk per worker (at least 50 pages each), so that a long
+    /// document is shared instead of finishing last, alone.
+    #[arg(long, help_heading = SCHEDULING, value_name = "N", default_value_t = 200,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub long_pages: u32,
+    /// Never split documents (neither massive ones nor long ones).
+    #[arg(long, help_heading = SCHEDULING)]
+    pub no_chunking: bool,
+    /// Try unchanged files that failed before once more.
+    #[arg(long, help_heading = SCHEDULING)]
+    pub retry_failed: bool,
+    /// Give quarantined files another round of attempts.
+    #[arg(long, help_heading = SCHEDULING)]
+    pub retry_quarantined: bool,
+
+    /// Leave out files and folders matching this gitignore pattern, relative
+    /// to each path given (repeatable): '*.epub', 'drafts/', 'old/**/*.pdf'.
+    #[arg(long, help_heading = DISCOVERY, value_name = "GLOB", value_parser = exclude_glob)]
+    pub exclude: Vec<String>,
+    /// Follow symbolic links (loops are detected and skipped).
+    #[arg(long, help_heading = DISCOVERY)]
+    pub follow_symlinks: bool,
+    /// Obey .mockdoc fault-injection scripts (for tests).
+    #[arg(long, hide = true)]
+    pub allow_mock_docs: bool,
+
+    /// Print only the summary at the end (no live display, no scaling
+    /// lines).
+    #[arg(long, short, help_heading = OUTPUT)]
+    pub quiet: bool,
+    /// Live display: auto (a progress display on a terminal, plain lines
+    /// otherwise), plain, or off.
+    #[arg(long, help_heading = OUTPUT, default_value = "auto",
+          value_parser = PossibleValuesParser::new(["auto", "plain", "off"])
+              .try_map(|s| s.parse::<ProgressMode>()))]
+    pub progress: ProgressMode,
+    /// Rewrite this JSON file every few seconds with the run's state.
+    #[arg(long, help_heading = OUTPUT, value_name = "FILE")]
+    pub stats: Option<PathBuf>,
+    /// Print the summary as JSON on stdout.
+    #[arg(long, help_heading = OUTPUT)]
+    pub json: bool,
+    /// How often to print a progress line.
+    #[arg(long, help_heading = OUTPUT, default_value = "30s", value_name = "DURATION",
+          value_parser = duration_at_least(Duration::from_millis(100)))]
+    pub log_interval: Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// The query (FTS5 syntax: words, "phrases", OR, NOT, prefix*).
+    #[arg(required = true)]
+    pub query: Vec<String>,
+    #[command(flatten)]
+    pub db: DbArg,
+    /// The most hits to show, 1 to 10000.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub limit: u64,
+    /// One JSON object per hit.
+    #[arg(long)]
+    pub json: bool,
+}
