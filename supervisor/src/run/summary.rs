@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::Totals;
 use crate::signals::Signals;
+use crate::store::DocState;
 
 /// The exit code of an index run: the signal that stopped it, else whether
 /// any document it saw ended failed, partly failed or quarantined.
@@ -64,13 +65,16 @@ impl Summary<'_> {
         let mins = (self.seconds / 60.0).max(1e-9);
         let rows: [(&str, String); 13] = [
             (
-                "done",
+                DocState::Done.as_str(),
                 format!("{} ({} rescued by a fallback engine)", t.done, t.rescued),
             ),
-            ("partial", t.partial.to_string()),
-            ("split", format!("{} into page-range chunks", t.split)),
-            ("failed", t.failed.to_string()),
-            ("quarantined", t.quarantined.to_string()),
+            (DocState::Partial.as_str(), t.partial.to_string()),
+            (
+                DocState::Split.as_str(),
+                format!("{} into page-range chunks", t.split),
+            ),
+            (DocState::Failed.as_str(), t.failed.to_string()),
+            (DocState::Quarantined.as_str(), t.quarantined.to_string()),
             ("retried", t.retried.to_string()),
             ("cancelled", t.cancelled.to_string()),
             ("pages", t.pages.to_string()),
