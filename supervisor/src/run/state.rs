@@ -26,7 +26,7 @@ use crate::metrics::{queue_by_tier, Snapshot};
 use crate::policy::Timeouts;
 use crate::scale::{Readings, ScalePolicy, ScaleState};
 use crate::schedule::Chunking;
-use crate::store::{Claim, Finished, QueuedDoc};
+use crate::store::{Claim, QueuedDoc};
 
 /// With a shared store, how often a run whose queue is empty looks for
 /// work again while other supervisors still hold leases.
@@ -445,23 +445,24 @@ fn bytes_of(pages: &[(u32, String, PageFlags)]) -> usize {
     pages.iter().map(|(_, t, _)| t.len()).sum()
 }
 
-/// The finished-job record of `job` with this `result`, ending now.
-fn finished(
-    job: &InFlight,
-    run: i64,
+/// Who ended an attempt, and when it started: what the store writes beside
+/// the attempt's result.
+struct Ending<'a> {
+    doc: &'a QueuedDoc,
+    claim: Claim,
+    attempt: u32,
     pid: u32,
-    ended_ms: i64,
-    result: crate::store::FinishedResult,
-) -> Finished {
-    Finished {
-        doc: job.doc.id,
-        chunk: job.doc.chunk,
-        claim: job.claim,
-        run,
-        attempt: job.attempt,
-        worker_pid: pid,
-        started_ms: job.started_ms,
-        ended_ms,
-        result,
+    started_ms: i64,
+}
+
+impl InFlight {
+    fn ending(&self, pid: u32) -> Ending<'_> {
+        Ending {
+            doc: &self.doc,
+            claim: self.claim,
+            attempt: self.attempt,
+            pid,
+            started_ms: self.started_ms,
+        }
     }
 }

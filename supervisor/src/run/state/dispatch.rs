@@ -6,11 +6,11 @@
 
 use docmill_protocol::Job;
 
-use super::{InFlight, Slot, State};
+use super::{Ending, InFlight, Slot, State};
 use crate::run::action::Action;
 use crate::run::event::WorkerId;
-use crate::run::totals::{Committed, Fact, JobEnd};
-use crate::store::{Claim, Finished, FinishedResult, QueuedDoc};
+use crate::run::totals::Fact;
+use crate::store::{Claim, FinishedResult, QueuedDoc};
 use crate::{policy, schedule};
 
 /// Consecutive failed starts of ordinary workers before the run gives up.
@@ -269,25 +269,14 @@ impl State {
 
     /// Puts a claimed document back without counting an attempt.
     pub(super) fn release(&mut self, doc: &QueuedDoc, claim: Claim) {
-        let now = self.now_ms();
-        let job = Finished {
-            doc: doc.id,
-            chunk: doc.chunk,
+        let ending = Ending {
+            doc,
             claim,
-            run: self.cfg.run,
             attempt: doc.attempts + 1,
-            worker_pid: 0,
-            started_ms: now,
-            ended_ms: now,
-            result: FinishedResult::Released,
+            pid: 0,
+            started_ms: self.now_ms(),
         };
-        let note = Committed {
-            doc: doc.id,
-            chunk: doc.chunk.is_some(),
-            format: doc.format,
-            rescued: false,
-            end: JobEnd::Released,
-        };
+        let (job, note) = self.to_commit(ending, FinishedResult::Released);
         self.commit(vec![job], vec![note]);
     }
 }

@@ -6,9 +6,9 @@
 
 use docmill_protocol::{Format, Outcome, WorkerFailure, WorkerFailureKind};
 
-use super::{bytes_of, finished, InFlight, State};
+use super::{bytes_of, InFlight, State};
 use crate::policy;
-use crate::run::totals::{Committed, Fact, JobEnd};
+use crate::run::totals::Fact;
 use crate::store::{DocState, FinishedResult};
 
 impl State {
@@ -85,21 +85,13 @@ impl State {
             "{reason}"
         );
         self.totals.record(Fact::Attempt(outcome));
-        let note = Committed {
-            doc: job.doc.id,
-            chunk: job.doc.chunk.is_some(),
-            format: job.doc.format,
-            rescued: false,
-            end: JobEnd::Failed { outcome, state },
-        };
         let result = FinishedResult::Failed {
             outcome,
             reason,
             status: state,
             counts,
         };
-        let failed = finished(&job, self.cfg.run, pid, self.now_ms(), result);
-        self.push_result(failed, note);
+        self.push_result(job.ending(pid), result);
     }
 }
 

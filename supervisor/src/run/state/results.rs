@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use docmill_protocol::{DocSummary, Outcome, PageRange};
 
-use super::{bytes_of, finished, InFlight, State};
+use super::{bytes_of, Ending, InFlight, State};
 use crate::run::action::Action;
 use crate::run::event::FileSeen;
 use crate::run::totals::{Committed, Fact, JobEnd};
@@ -77,18 +77,7 @@ impl State {
         self.totals.record(Fact::Attempt(Outcome::Done));
         let mut job = job;
         let pages = std::mem::take(&mut job.pages);
-        let note = Committed {
-            doc: job.doc.id,
-            chunk: job.doc.chunk.is_some(),
-            format: job.doc.format,
-            rescued: job.doc.engine_idx > 0,
-            end: JobEnd::Done {
-                pages: pages.len() as u64,
-            },
-        };
-        let result = FinishedResult::Done { summary, pages };
-        let done = finished(&job, self.cfg.run, pid, self.now_ms(), result);
-        self.push_result(done, note);
+        self.push_result(job.ending(pid), FinishedResult::Done { summary, pages });
     }
 
     /// The file changed while it was read: the first time, it goes back to
@@ -182,11 +171,48 @@ impl State {
         }
     }
 
-    /// Adds a finished job to the batch.
-    pub(super) fn push_result(&mut self, job: Finished, note: Committed) {
+    /// Adds the end of an attempt to the batch.
+    pub(super) fn push_result(&mut self, ending: Ending, result: FinishedResult) {
+        let (job, note) = self.to_commit(ending, result);
         self.batch.oldest.get_or_insert(self.now);
         self.batch.jobs.push(job);
         self.batch.notes.push(note);
+    }
+
+    /// What the store writes of an attempt's end, and what the counts will
+    /// need to know of it once written.
+    pub(super) fn to_commit(&self, e: Ending, result: FinishedResult) -> (Finished, Committed) {
+        let end = match &result {
+            FinishedResult::Done { pages, .. } => JobEnd::Done {
+                pages: pages.len() as u64,
+            },
+            FinishedResult::Failed {
+                outcome, status, ..
+            } => JobEnd::Failed {
+                outcome: *outcome,
+                state: *status,
+            },
+            FinishedResult::Released => JobEnd::Released,
+        };
+        let note = Committed {
+            doc: e.doc.id,
+            chunk: e.doc.chunk.is_some(),
+            format: e.doc.format,
+            rescued: e.doc.engine_idx > 0,
+            end,
+        };
+        let job = Finished {
+            doc: e.doc.id,
+            chunk: e.doc.chunk,
+            claim: e.claim,
+            run: self.cfg.run,
+            attempt: e.attempt,
+            worker_pid: e.pid,
+            started_ms: e.started_ms,
+            ended_ms: self.now_ms(),
+            result,
+        };
+        (job, note)
     }
 
     /// Sends the batch to the store.
