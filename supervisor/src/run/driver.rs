@@ -164,18 +164,18 @@ impl<'a, S: Sampler> Driver<'a, S> {
         Ok(state.into_totals())
     }
 
-    /// Hands `event` to the state and carries out what it returns, in
-    /// order; an action that is answered (a claim, a commit, a spawn) has
-    /// its answer handed back before the actions after it.
+    /// Hands `event` to the state and carries out what it returns. An
+    /// action that is answered (a claim, a commit, a spawn) has its answer
+    /// handed back at once; what the answer leads to is carried out after
+    /// the actions already waiting, so every action is carried out in the
+    /// order the state decided it (a retry's failure is written before the
+    /// retry is claimed again).
     fn feed(&mut self, state: &mut State, event: Event) -> anyhow::Result<()> {
         let mut todo: VecDeque<Action> = state.handle(event, Instant::now()).into();
         while let Some(action) = todo.pop_front() {
             tracing::trace!("{action}");
             if let Some(answer) = self.carry(action)? {
-                let more = state.handle(answer, Instant::now());
-                for (i, a) in more.into_iter().enumerate() {
-                    todo.insert(i, a);
-                }
+                todo.extend(state.handle(answer, Instant::now()));
             }
         }
         Ok(())

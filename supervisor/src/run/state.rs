@@ -171,7 +171,8 @@ impl State {
 
     /// Takes one event; returns what to do, in order. Actions that are
     /// answered (claims, commits, spawns, ...) are answered by the next
-    /// events, before anything else happens.
+    /// events, before anything else happens in the world; what an answer
+    /// leads to is carried out after the actions returned before it.
     pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
         self.now = now;
         match event {

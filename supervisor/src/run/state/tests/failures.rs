@@ -151,10 +151,10 @@ fn a_memory_limit_retry_runs_alone_with_twice_the_limit() {
             Event::Tick,
             &[
                 "claim 1",
+                "commit [2 done pages=0]",
                 "retire w2",
                 "spawn 2048MiB",
                 "send w4 job3 /d/1.pdf attempt=2 builtin",
-                "commit [2 done pages=0]",
             ],
         ),
         (310, Event::Tick, &[]),
@@ -206,4 +206,47 @@ fn a_timeout_moves_to_the_next_engine_without_counting_an_attempt() {
     ]);
     let t = w.totals();
     assert_eq!((t.fallbacks, t.retried, t.worker_deaths), (1, 0, 1));
+}
+
+#[test]
+fn a_retry_is_claimed_only_once_its_failure_is_written() {
+    let mut docs: Vec<QueuedDoc> = (1..=4).map(|id| doc(id, Format::Epub)).collect();
+    // Scheduled as a medium document: the tier quotas let all three run.
+    docs[2].sched_size = 20 << 20;
+    let mut cfg = config();
+    cfg.max_epubs = 4;
+    let mut w = World::new(cfg, docs, 3);
+    w.play(vec![
+        (
+            0,
+            Event::Tick,
+            &[
+                "spawn 1024MiB",
+                "spawn 1024MiB",
+                "spawn 1024MiB",
+                "claim 1",
+                "send w1 job1 /d/1.epub attempt=1 epub",
+                "claim 2",
+                "send w2 job2 /d/2.epub attempt=1 epub",
+                "claim 3",
+                "send w3 job3 /d/3.epub attempt=1 epub",
+            ],
+        ),
+        (99_990, done(2, 2), &[]),
+        (99_990, done(3, 3), &[]),
+        // A claim is under way when the first job overruns its deadline:
+        // the retry is claimed after its failure is written, not before.
+        (
+            100_000,
+            Event::Tick,
+            &[
+                "claim 4",
+                "kill w1 deadline",
+                "commit [2 done pages=0, 3 done pages=0, 1 timed-out -> pending]",
+                "send w2 job4 /d/4.epub attempt=1 epub",
+                "claim 1",
+                "send w3 job5 /d/1.epub attempt=2 epub",
+            ],
+        ),
+    ]);
 }

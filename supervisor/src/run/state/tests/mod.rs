@@ -103,7 +103,7 @@ impl World {
     }
 
     /// Hands `event` to the state at `ms` into the run, answers what it
-    /// asks (depth first, as the driver does), and returns every action.
+    /// asks (in the order decided, as the driver does), and returns every action.
     fn at(&mut self, ms: u64, event: Event) -> Vec<String> {
         let now = self.t0 + Duration::from_millis(ms);
         let mut todo: VecDeque<Action> = self.state.handle(event, now).into();
@@ -111,10 +111,7 @@ impl World {
         while let Some(action) = todo.pop_front() {
             seen.push(action.to_string());
             if let Some(answer) = self.answer(action) {
-                let more = self.state.handle(answer, now);
-                for (i, a) in more.into_iter().enumerate() {
-                    todo.insert(i, a);
-                }
+                todo.extend(self.state.handle(answer, now));
             }
         }
         seen
