@@ -81,7 +81,7 @@ fn run(
     let mut pages = Pages::default();
     match engines::extract(&job, &mut pages) {
         Ok(summary) => Ok((summary.page_count, pages)),
-        Err(f) => Err(f.reason),
+        Err(stop) => Err(stop.to_string()),
     }
 }
 

@@ -97,6 +97,4 @@ pub enum FromWorker {
         job: JobId,
         page_count: u32,
     },
-    /// Sent by the supervisor itself to release a handshake that timed out.
-    Abandon,
 }

@@ -45,15 +45,6 @@ impl Outcome {
     pub fn parse(s: &str) -> Option<Outcome> {
         Outcome::ALL.into_iter().find(|o| o.as_str() == s)
     }
-
-    /// Whether another attempt could end differently. A broken file fails
-    /// the same way every time, so it is not retried.
-    pub fn is_retryable(self) -> bool {
-        matches!(
-            self,
-            Outcome::Crashed | Outcome::TimedOut | Outcome::MemoryLimit | Outcome::FdLimit
-        )
-    }
 }
 
 #[cfg(test)]
@@ -66,14 +57,5 @@ mod tests {
             assert_eq!(Outcome::parse(o.as_str()), Some(o));
         }
         assert_eq!(Outcome::parse("bogus"), None);
-    }
-
-    #[test]
-    fn only_process_faults_are_retried() {
-        assert!(!Outcome::ExtractFailed.is_retryable());
-        assert!(!Outcome::Done.is_retryable());
-        assert!(!Outcome::Cancelled.is_retryable());
-        assert!(Outcome::Crashed.is_retryable());
-        assert!(Outcome::TimedOut.is_retryable());
     }
 }

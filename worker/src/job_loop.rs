@@ -8,7 +8,7 @@ use docmill_protocol::{
 };
 use ipc_channel::ipc::{self, IpcSender};
 
-use crate::engines::{self, PageSink};
+use crate::engines::{self, PageSink, Stop};
 use crate::heartbeat::{self, CurrentJob};
 use crate::panic_note;
 
@@ -57,8 +57,6 @@ struct IpcPages<'a> {
     job: u64,
     tx: &'a IpcSender<FromWorker>,
     split_over: Option<u32>,
-    /// Set when the document turned out longer than `split_over`.
-    split: Option<u32>,
 }
 
 impl PageSink for IpcPages<'_> {
@@ -73,40 +71,32 @@ impl PageSink for IpcPages<'_> {
         });
     }
 
-    fn page_count(&mut self, pages: u32) -> Result<(), WorkerFailure> {
+    fn page_count(&mut self, pages: u32) -> Result<(), Stop> {
         match self.split_over {
-            Some(limit) if pages > limit => {
-                self.split = Some(pages);
-                Err(WorkerFailure {
-                    kind: WorkerFailureKind::Deterministic,
-                    reason: format!("{pages} pages: to be split"),
-                })
-            }
+            Some(limit) if pages > limit => Err(Stop::Split { page_count: pages }),
             _ => Ok(()),
         }
     }
 }
 
+/// Runs one job; the answer is its end: done, failed, or to be split.
 fn handle(job: &Job, tx: &IpcSender<FromWorker>) -> FromWorker {
     let mut sink = IpcPages {
         job: job.id,
         tx,
         split_over: job.split_over,
-        split: None,
     };
     let result = panic::catch_unwind(AssertUnwindSafe(|| engines::extract(job, &mut sink)));
-    if let Some(page_count) = sink.split {
-        return FromWorker::Split {
-            job: job.id,
-            page_count,
-        };
-    }
     match result {
         Ok(Ok(summary)) => FromWorker::Done {
             job: job.id,
             summary,
         },
-        Ok(Err(failure)) => FromWorker::Failed {
+        Ok(Err(Stop::Split { page_count })) => FromWorker::Split {
+            job: job.id,
+            page_count,
+        },
+        Ok(Err(Stop::Failed(failure))) => FromWorker::Failed {
             job: job.id,
             failure,
         },

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use docmill_protocol::{DocSummary, Format, Job, PageFlags, WorkerFailure, WorkerFailureKind};
 
-use crate::engines::{deterministic, io_failure, PageSink};
+use crate::engines::{deterministic, io_failure, PageSink, Stop};
 
 /// The file name suffix that marks a mock document.
 pub const EXTENSION: &str = "mockdoc";
@@ -139,7 +139,7 @@ pub fn read(path: &Path) -> Result<Script, WorkerFailure> {
 }
 
 /// Obeys the script at `path` for `job`.
-pub fn run(path: &Path, job: &Job, sink: &mut dyn PageSink) -> Result<DocSummary, WorkerFailure> {
+pub fn run(path: &Path, job: &Job, sink: &mut dyn PageSink) -> Result<DocSummary, Stop> {
     let script = read(path)?;
     let stem = path
         .file_stem()
@@ -190,7 +190,7 @@ pub fn run(path: &Path, job: &Job, sink: &mut dyn PageSink) -> Result<DocSummary
                             if failure.kind != WorkerFailureKind::OutOfDescriptors {
                                 failure.kind = WorkerFailureKind::Deterministic;
                             }
-                            return Err(failure);
+                            return Err(failure.into());
                         }
                     }
                 }
@@ -206,7 +206,7 @@ pub fn run(path: &Path, job: &Job, sink: &mut dyn PageSink) -> Result<DocSummary
             Action::StdoutGarbage(n) => garbage(*n),
             Action::FailPages(a, b) => {
                 if wanted.clone().any(|p| (*a..=*b).contains(&p)) {
-                    return Err(deterministic(format!("mock: pages {a}-{b} fail")));
+                    return Err(deterministic(format!("mock: pages {a}-{b} fail")).into());
                 }
             }
         }

@@ -67,8 +67,8 @@ impl Display {
                     return;
                 }
                 *last_ms = Some(s.t_ms);
-                bar.set_length(s.docs_total);
-                bar.set_position(s.docs_done + s.docs_failed);
+                bar.set_length(s.docs.docs_total);
+                bar.set_position(s.docs.docs_done + s.docs.docs_failed);
                 bar.set_message(status_lines(s, rates));
                 if let Some(d) = &s.decision {
                     // Decisions scroll above the bar, so they stay readable.
@@ -95,13 +95,13 @@ impl Display {
 
 /// The lines under the bar.
 fn status_lines(s: &Snapshot, r: &Rates) -> String {
-    let remaining = s.docs_total.saturating_sub(s.docs_done + s.docs_failed);
+    let remaining = s.docs.remaining();
     format!(
         "  {} docs/min, {} pages/min, ETA {}; {} failed{}\n  workers {} busy, {} idle (bounds {}..{}); queue {}\n  CPU {:.0}% (run {:.0}%), memory {}, descriptors {}/{}",
         rate(r.docs_per_min),
         rate(r.pages_per_min),
         eta(r.eta_s(remaining)),
-        s.docs_failed,
+        s.docs.docs_failed,
         classes(s),
         s.busy,
         s.workers.saturating_sub(s.busy),
@@ -118,13 +118,13 @@ fn status_lines(s: &Snapshot, r: &Rates) -> String {
 
 /// The one line printed every `log_interval` when there is no terminal.
 pub(super) fn plain_line(s: &Snapshot, r: &Rates) -> String {
-    let remaining = s.docs_total.saturating_sub(s.docs_done + s.docs_failed);
+    let remaining = s.docs.remaining();
     format!(
         "{}/{} docs ({} failed), {} pages; {} docs/min, {} pages/min, ETA {}; workers {}/{} busy ({}..{}); queue {}; CPU {:.0}%; memory {}; fds {}/{}",
-        s.docs_done,
-        s.docs_total,
-        s.docs_failed,
-        s.pages_done,
+        s.docs.docs_done,
+        s.docs.docs_total,
+        s.docs.docs_failed,
+        s.docs.pages_done,
         rate(r.docs_per_min),
         rate(r.pages_per_min),
         eta(r.eta_s(remaining)),
@@ -207,6 +207,7 @@ fn bytes(b: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::DocCounts;
 
     #[test]
     fn plain_line_says_what_matters() {
@@ -217,10 +218,12 @@ mod tests {
             max_workers: 8,
             queue_depth: 7,
             queue_by_tier: [("tiny".to_string(), 5), ("large".to_string(), 2)].into(),
-            docs_total: 20,
-            docs_done: 10,
-            docs_failed: 1,
-            pages_done: 300,
+            docs: DocCounts {
+                docs_total: 20,
+                docs_done: 10,
+                docs_failed: 1,
+                pages_done: 300,
+            },
             memory_used_bytes: 512 << 20,
             memory_budget_bytes: Some(2 << 30),
             fds_used: 30,

@@ -50,12 +50,9 @@ pub struct Snapshot {
     pub queue_depth: u64,
     /// The queue by size tier (`size_tier`).
     pub queue_by_tier: BTreeMap<String, u64>,
-    /// Documents this run set out to extract.
-    pub docs_total: u64,
-    pub docs_done: u64,
-    /// Documents that ended failed or quarantined.
-    pub docs_failed: u64,
-    pub pages_done: u64,
+    /// The run's document and page counts.
+    #[serde(flatten)]
+    pub docs: DocCounts,
     /// The whole machine's CPU use, 100 per core.
     pub cpu_percent: f32,
     /// The run's own process tree, 100 per core.
@@ -76,6 +73,27 @@ pub struct Snapshot {
     pub decision: Option<String>,
     /// EPUB jobs running now (they are held to a smaller share of memory).
     pub epubs_running: u32,
+}
+
+/// Documents and pages so far, as `run::Totals` derives them; flattened
+/// into a snapshot, so stored samples keep their shape.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DocCounts {
+    /// Documents this run set out to extract.
+    pub docs_total: u64,
+    pub docs_done: u64,
+    /// Documents that ended failed or quarantined.
+    pub docs_failed: u64,
+    pub pages_done: u64,
+}
+
+impl DocCounts {
+    /// Documents neither done nor failed yet.
+    pub fn remaining(&self) -> u64 {
+        self.docs_total
+            .saturating_sub(self.docs_done + self.docs_failed)
+    }
 }
 
 /// What the live display looks like (`--progress auto|plain|off`).
@@ -169,7 +187,8 @@ impl Recorder {
     /// when this snapshot should be stored as a sample: every
     /// `SAMPLE_EVERY_MS`, and whenever it carries a scaling decision.
     pub fn observe(&mut self, snap: &Snapshot) -> bool {
-        self.rates.push(snap.t_ms, snap.docs_done, snap.pages_done);
+        self.rates
+            .push(snap.t_ms, snap.docs.docs_done, snap.docs.pages_done);
         let rates = self.rates.rates();
         self.display.update(snap, &rates);
 
@@ -201,7 +220,8 @@ impl Recorder {
     /// `"finished": true`). Errors writing it are returned, not swallowed:
     /// the run is over and the caller decides what they mean.
     pub fn finish(&mut self, last: &Snapshot) -> Result<(), MetricsError> {
-        self.rates.push(last.t_ms, last.docs_done, last.pages_done);
+        self.rates
+            .push(last.t_ms, last.docs.docs_done, last.docs.pages_done);
         self.display.finish();
         let rates = self.rates.rates();
         if let Some(path) = &self.opts.stats_file {
@@ -306,8 +326,11 @@ mod tests {
         });
         let snap = Snapshot {
             t_ms: 10_000,
-            docs_total: 4,
-            docs_done: 4,
+            docs: DocCounts {
+                docs_total: 4,
+                docs_done: 4,
+                ..DocCounts::default()
+            },
             ..Snapshot::default()
         };
         r.observe(&snap);

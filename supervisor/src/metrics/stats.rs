@@ -64,6 +64,8 @@ pub struct ResourcesJson {
     pub fd_limit: u64,
 }
 
+/// `DocCounts` as the stats file shows them, with what remains in the
+/// middle (the file's shape predates `DocCounts`).
 #[derive(Debug, Serialize)]
 pub struct TotalsJson {
     pub docs_total: u64,
@@ -75,7 +77,7 @@ pub struct TotalsJson {
 
 impl StatsJson {
     pub fn new(s: &Snapshot, rates: &Rates, finished: bool) -> StatsJson {
-        let remaining = s.docs_total.saturating_sub(s.docs_done + s.docs_failed);
+        let remaining = s.docs.remaining();
         StatsJson {
             time_ms: s.t_ms,
             elapsed_s: s.elapsed_s,
@@ -105,11 +107,11 @@ impl StatsJson {
                 fd_limit: s.fd_limit,
             },
             totals: TotalsJson {
-                docs_total: s.docs_total,
-                docs_done: s.docs_done,
-                docs_failed: s.docs_failed,
+                docs_total: s.docs.docs_total,
+                docs_done: s.docs.docs_done,
+                docs_failed: s.docs.docs_failed,
                 docs_remaining: remaining,
-                pages_done: s.pages_done,
+                pages_done: s.docs.pages_done,
             },
             queue_by_tier: s.queue_by_tier.clone(),
             by_format: s.by_format.clone(),
@@ -160,6 +162,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::DocCounts;
 
     #[test]
     fn shape() {
@@ -172,10 +175,12 @@ mod tests {
             max_workers: 8,
             queue_depth: 12,
             queue_by_tier: [("tiny".to_string(), 10), ("huge".to_string(), 2)].into(),
-            docs_total: 40,
-            docs_done: 20,
-            docs_failed: 2,
-            pages_done: 900,
+            docs: DocCounts {
+                docs_total: 40,
+                docs_done: 20,
+                docs_failed: 2,
+                pages_done: 900,
+            },
             memory_used_bytes: 3 << 29,
             memory_budget_bytes: Some(4 << 30),
             fds_used: 64,

@@ -1,6 +1,6 @@
-//! What a worker's end means for its job: the outcome class and a one-line
-//! reason built from the wait status, why the supervisor killed it (if it
-//! did), and the last lines the worker wrote to stderr.
+//! What a worker's own end means for its job: the outcome class and a
+//! one-line reason built from the wait status and the last lines the worker
+//! wrote to stderr.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
@@ -9,56 +9,21 @@ use docmill_protocol::Outcome;
 
 use crate::units::format_size;
 
-/// Why the supervisor killed a worker, when it did.
-#[derive(Clone, Debug, PartialEq)]
-pub enum KillReason {
-    Deadline { secs: f64 },
-    Silent { secs: f64 },
-    Memory { rss: u64, limit: u64 },
-    Cancelled,
-}
-
-/// Classifies a worker's end. Pure: wait status, kill reason, stderr lines.
+/// Classifies the end of a worker the run did not kill. Pure: wait status,
+/// stderr lines, and the address-space limit it ran under. (When the run
+/// kills a worker, its reason alone says what the end means: see
+/// `run::KillReason::outcome`.)
 pub fn classify_exit(
     status: Option<ExitStatus>,
-    killed: Option<&KillReason>,
     stderr: &[String],
     mem_limit: u64,
 ) -> (Outcome, String) {
-    match killed {
-        Some(KillReason::Deadline { secs }) => {
-            return (
-                Outcome::TimedOut,
-                format!("no result within its {secs:.1}s deadline"),
-            )
-        }
-        Some(KillReason::Silent { secs }) => {
-            return (Outcome::TimedOut, format!("no heartbeat for {secs:.1}s"))
-        }
-        Some(KillReason::Memory { rss, limit }) => {
-            return (
-                Outcome::MemoryLimit,
-                format!(
-                    "resident memory {} over the {} limit",
-                    format_size(*rss),
-                    format_size(*limit)
-                ),
-            )
-        }
-        Some(KillReason::Cancelled) => return (Outcome::Cancelled, "run interrupted".to_string()),
-        None => {}
-    }
     let last = stderr
         .iter()
         .rev()
         .find(|l| !l.trim().is_empty())
         .map(|l| truncate(l, 200));
-    let oom = stderr.iter().any(|l| {
-        l.contains("memory allocation of")
-            || l.contains("out of memory")
-            || l.contains("Cannot allocate memory")
-    });
-    if oom {
+    if stderr.iter().any(|l| says_out_of_memory(l)) {
         return (
             Outcome::MemoryLimit,
             format!(
@@ -120,10 +85,10 @@ mod tests {
 
     #[test]
     fn signals_and_codes() {
-        let (o, r) = classify_exit(signalled(11), None, &[], 0);
+        let (o, r) = classify_exit(signalled(11), &[], 0);
         assert_eq!(o, Outcome::Crashed);
         assert!(r.contains("SIGSEGV"), "{r}");
-        let (o, r) = classify_exit(exited(3), None, &["boom".into()], 0);
+        let (o, r) = classify_exit(exited(3), &["boom".into()], 0);
         assert_eq!(o, Outcome::Crashed);
         assert!(r.contains("code 3") && r.contains("boom"), "{r}");
     }
@@ -131,27 +96,7 @@ mod tests {
     #[test]
     fn allocation_failure_is_memory() {
         let lines = vec!["memory allocation of 1048576 bytes failed".to_string()];
-        let (o, _) = classify_exit(signalled(6), None, &lines, 1 << 30);
+        let (o, _) = classify_exit(signalled(6), &lines, 1 << 30);
         assert_eq!(o, Outcome::MemoryLimit);
-    }
-
-    #[test]
-    fn kills_say_why() {
-        let (o, _) = classify_exit(
-            signalled(9),
-            Some(&KillReason::Deadline { secs: 2.0 }),
-            &[],
-            0,
-        );
-        assert_eq!(o, Outcome::TimedOut);
-        let (o, _) = classify_exit(
-            signalled(9),
-            Some(&KillReason::Memory { rss: 10, limit: 5 }),
-            &[],
-            0,
-        );
-        assert_eq!(o, Outcome::MemoryLimit);
-        let (o, _) = classify_exit(signalled(9), Some(&KillReason::Cancelled), &[], 0);
-        assert_eq!(o, Outcome::Cancelled);
     }
 }

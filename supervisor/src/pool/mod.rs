@@ -6,7 +6,7 @@ mod kill;
 mod rss;
 mod spawn;
 
-pub use exit::{classify_exit, KillReason};
+pub use exit::classify_exit;
 #[cfg(target_os = "linux")]
 pub use rss::cpu_ticks;
 pub use rss::{open_fds, process_tree, rss_bytes, tree_rss};

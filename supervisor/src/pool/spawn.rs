@@ -202,10 +202,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<(Worker, IpcReceiver<FromWorker>), Spaw
             Err(e) => Some(SpawnError::DiedEarly(e.to_string())),
         };
         if let Some(err) = died {
-            // Release the acceptor thread: connect to the server ourselves.
-            if let Ok(s) = IpcSender::<FromWorker>::connect(name.clone()) {
-                let _ = s.send(FromWorker::Abandon);
-            }
+            release_acceptor(&name);
             let _ = child.kill();
             let _ = child.wait();
             break Err(err);
@@ -246,6 +243,16 @@ pub fn spawn(spec: &SpawnSpec) -> Result<(Worker, IpcReceiver<FromWorker>), Spaw
             ))
         }
         _ => fail(child, SpawnError::NoHello),
+    }
+}
+
+/// Ends the thread waiting in `accept` for a worker that will never
+/// connect: the supervisor connects to its own server and sends an empty
+/// message, which no worker sends and which `accept` cannot read as a
+/// hello, so it returns with an error and its thread ends.
+fn release_acceptor(name: &str) {
+    if let Ok(s) = IpcSender::<()>::connect(name.to_string()) {
+        let _ = s.send(());
     }
 }
 

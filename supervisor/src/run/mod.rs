@@ -1,9 +1,14 @@
 //! `docmill index`: discover, then drive the worker pool until every
 //! pending document has ended, committing finished jobs in batches.
 
+mod action;
 mod driver;
+mod event;
 mod lock;
 mod scratch;
+mod state;
+mod summary;
+mod totals;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -14,13 +19,15 @@ use serde::Serialize;
 use crate::engines::{self, EngineFlag};
 use crate::metrics::ProgressMode;
 use crate::policy::Timeouts;
-use crate::scale::ScalePolicy;
+use crate::scale::{ScalePolicy, SystemSampler};
 use crate::signals::Signals;
 use crate::store::{self, Store};
 use crate::store::{QueuedDoc, RetryPolicy};
 use crate::walk::{self, WalkOptions};
+use summary::{CpuSeconds, Summary};
 
-pub use driver::Totals;
+use state::{RunConfig, State};
+pub use totals::Totals;
 
 /// Everything `docmill index` was told.
 #[derive(Clone, Debug, Serialize)]
@@ -158,24 +165,40 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
             opts.scale.profile
         );
     }
+    let cfg = RunConfig {
+        run,
+        engines: engine_order,
+        max_attempts: opts.max_attempts,
+        timeouts: opts.timeouts,
+        heartbeat_timeout: opts.heartbeat_timeout,
+        lease: opts.lease,
+        grace: opts.grace,
+        scale: opts.scale.clone(),
+        scale_interval: opts.scale_interval,
+        max_epubs: opts.max_epubs,
+        chunking: opts.chunking.clone(),
+        mem_limit: opts.worker_mem,
+        allow_mock: opts.allow_mock,
+        epub_entry_cap: opts.epub_entry_cap,
+        epub_book_cap: opts.epub_book_cap,
+        chunks: catalog.chunks(),
+        shared: catalog.shared(),
+    };
     let mut driver = driver::Driver::new(
         opts,
-        engine_order,
         catalog.as_mut(),
         run,
         owner,
         signals.clone(),
         scratch.path().to_path_buf(),
-    );
-    let totals = driver.run(queue)?;
+        SystemSampler::new(),
+    )?;
+    let target = driver.initial_workers();
+    let state = State::new(cfg, queue, target, Instant::now(), store::now_ms());
+    let totals = driver.run(state)?;
 
-    let stopped_by = signals.requested();
     let failed = catalog.failed_in_run(run)?;
-    let code = match stopped_by {
-        Some(sig) => Signals::exit_code(sig),
-        None if failed > 0 => exit_codes::SOME_FAILED,
-        None => exit_codes::OK,
-    };
+    let code = summary::exit_code(signals.requested(), failed);
     let summary = Summary {
         run,
         discovered,
@@ -192,98 +215,6 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
     // --quiet leaves out everything but this summary.
     summary.print();
     Ok(code)
-}
-
-#[derive(Serialize)]
-struct Summary<'a> {
-    run: i64,
-    discovered: crate::store::DiscoverCounts,
-    totals: &'a Totals,
-    failed_documents: u64,
-    seconds: f64,
-    cpu_seconds: CpuSeconds,
-    exit_code: i32,
-}
-
-/// CPU time (user + system) of the run: the supervisor itself (discovery,
-/// scheduling, indexing) and its workers with the engine processes they ran,
-/// so a slow run shows where the time went.
-#[derive(Serialize)]
-struct CpuSeconds {
-    supervisor: f64,
-    workers: f64,
-}
-
-impl CpuSeconds {
-    /// Every worker has been reaped by the end of the run, and each reaps
-    /// its own engine processes, so the children's usage is theirs.
-    fn now() -> CpuSeconds {
-        use nix::sys::resource::{getrusage, UsageWho};
-        let secs = |who| {
-            getrusage(who).map_or(0.0, |u| {
-                let t =
-                    |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
-                t(u.user_time()) + t(u.system_time())
-            })
-        };
-        CpuSeconds {
-            supervisor: secs(UsageWho::RUSAGE_SELF),
-            workers: secs(UsageWho::RUSAGE_CHILDREN),
-        }
-    }
-}
-
-impl Summary<'_> {
-    /// The end-of-run table on stderr: what happened to the documents and
-    /// how fast, in a shape that reads well in a morning's scrollback.
-    fn print(&self) {
-        let t = self.totals;
-        let mins = (self.seconds / 60.0).max(1e-9);
-        let rows: [(&str, String); 13] = [
-            (
-                "done",
-                format!("{} ({} rescued by a fallback engine)", t.done, t.rescued),
-            ),
-            ("partial", t.partial.to_string()),
-            ("split", format!("{} into page-range chunks", t.split)),
-            ("failed", t.failed.to_string()),
-            ("quarantined", t.quarantined.to_string()),
-            ("retried", t.retried.to_string()),
-            ("cancelled", t.cancelled.to_string()),
-            ("pages", t.pages.to_string()),
-            ("wall time", format!("{:.1} s", self.seconds)),
-            ("pages/min", format!("{:.0}", t.pages as f64 / mins)),
-            (
-                "peak workers",
-                format!(
-                    "{} ({} scaling decisions)",
-                    t.peak_workers, t.scale_decisions
-                ),
-            ),
-            ("peak memory", crate::units::format_size(t.peak_rss)),
-            (
-                "CPU time",
-                format!(
-                    "{:.1} s supervisor, {:.1} s workers",
-                    self.cpu_seconds.supervisor, self.cpu_seconds.workers
-                ),
-            ),
-        ];
-        let mut out = format!(
-            "docmill: run {} finished (exit {})\n",
-            self.run, self.exit_code
-        );
-        for (k, v) in rows {
-            out.push_str(&format!("  {k:<13} {v}\n"));
-        }
-        if self.failed_documents > 0 {
-            out.push_str(&format!(
-                "  {} documents failed, partly failed or were quarantined: `docmill status` lists why\n",
-                self.failed_documents
-            ));
-        }
-        eprint!("{out}");
-    }
 }
 
 /// A mock document may ask to be scheduled as another kind or size.

@@ -17,6 +17,10 @@ use crate::pool;
 pub trait Sampler {
     /// `workers`: the pids of the live workers.
     fn sample(&mut self, workers: &[u32], worker_fd_limit: u64) -> Readings;
+    /// The machine's cores, for the initial worker count.
+    fn cores(&self) -> u32;
+    /// Whole-machine CPU percent and available memory, right now.
+    fn machine(&mut self) -> (f32, u64);
 }
 
 pub struct SystemSampler {
@@ -131,6 +135,14 @@ impl Default for SystemSampler {
 }
 
 impl Sampler for SystemSampler {
+    fn cores(&self) -> u32 {
+        SystemSampler::cores(self)
+    }
+
+    fn machine(&mut self) -> (f32, u64) {
+        SystemSampler::machine(self)
+    }
+
     fn sample(&mut self, workers: &[u32], worker_fd_limit: u64) -> Readings {
         let mut tree: Vec<u32> = vec![self.own];
         for &w in workers {

@@ -41,23 +41,49 @@ pub trait PageSink {
     fn page(&mut self, page: u32, text: String, flags: PageFlags);
 
     /// Told the document's page count once it is known, before the first
-    /// page. An error ends the job there (the job asked for documents this
-    /// long to be split rather than extracted).
-    fn page_count(&mut self, _pages: u32) -> Result<(), WorkerFailure> {
+    /// page. `Stop::Split` ends the job there: the job asked for documents
+    /// this long to be split rather than extracted.
+    fn page_count(&mut self, _pages: u32) -> Result<(), Stop> {
         Ok(())
     }
 }
 
+/// Why an extraction ended before its last page.
+#[derive(Clone, Debug)]
+pub enum Stop {
+    /// The engine could not extract the document.
+    Failed(WorkerFailure),
+    /// Nothing was extracted: the document has `page_count` pages, more
+    /// than the job's `split_over`.
+    Split { page_count: u32 },
+}
+
+impl From<WorkerFailure> for Stop {
+    fn from(f: WorkerFailure) -> Stop {
+        Stop::Failed(f)
+    }
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stop::Failed(failure) => f.write_str(&failure.reason),
+            Stop::Split { page_count } => write!(f, "{page_count} pages: to be split"),
+        }
+    }
+}
+
 /// Extracts `job` with the engine it names.
-pub fn extract(job: &Job, sink: &mut dyn PageSink) -> Result<DocSummary, WorkerFailure> {
+pub fn extract(job: &Job, sink: &mut dyn PageSink) -> Result<DocSummary, Stop> {
     let path = Path::new(OsStr::from_bytes(&job.path));
     match job.format {
         Format::Pdf => extract_pdf(path, job.engine, job.range, sink),
-        Format::Epub => epub::extract(path, job, sink),
+        Format::Epub => Ok(epub::extract(path, job, sink)?),
         Format::Mock if job.allow_mock => mockdoc::run(path, job, sink),
         Format::Mock => Err(deterministic(
             "mock documents are only obeyed with --allow-mock-docs".to_string(),
-        )),
+        )
+        .into()),
     }
 }
 
@@ -69,7 +95,7 @@ pub fn extract_pdf(
     engine: EngineChoice,
     range: Option<PageRange>,
     sink: &mut dyn PageSink,
-) -> Result<DocSummary, WorkerFailure> {
+) -> Result<DocSummary, Stop> {
     let mut judged = Judged {
         inner: sink,
         stats: TextStats::default(),
@@ -83,13 +109,16 @@ pub fn extract_pdf(
         // The supervisor does not offer it then; a job that asks anyway is
         // refused rather than served by another engine.
         #[cfg(not(feature = "mupdf-inproc"))]
-        EngineChoice::MupdfInproc => return Err(deterministic(MUPDF_INPROC_MISSING.to_string())),
+        EngineChoice::MupdfInproc => {
+            return Err(deterministic(MUPDF_INPROC_MISSING.to_string()).into())
+        }
     };
     match judged.stats.verdict().reason() {
         Some(reason) => Err(WorkerFailure {
             kind: WorkerFailureKind::Garbage,
             reason,
-        }),
+        }
+        .into()),
         None => Ok(summary),
     }
 }
@@ -106,7 +135,7 @@ impl PageSink for Judged<'_> {
         self.inner.page(page, text, flags);
     }
 
-    fn page_count(&mut self, pages: u32) -> Result<(), WorkerFailure> {
+    fn page_count(&mut self, pages: u32) -> Result<(), Stop> {
         self.inner.page_count(pages)
     }
 }

@@ -11,7 +11,7 @@ use std::process::Command;
 use docmill_protocol::{DocSummary, PageFlags, PageRange, WorkerFailure};
 
 use super::child::{self, Finished, Meta};
-use super::{deterministic, io_failure, pdf_builtin, pdf_meta, PageSink};
+use super::{deterministic, io_failure, pdf_builtin, pdf_meta, PageSink, Stop};
 
 pub const NAME: &str = "mupdf";
 pub const PROGRAM: &str = "mutool";
@@ -25,7 +25,7 @@ pub fn extract(
     path: &Path,
     range: Option<PageRange>,
     sink: &mut dyn PageSink,
-) -> Result<DocSummary, WorkerFailure> {
+) -> Result<DocSummary, Stop> {
     let file = child::file_arg(path);
     let meta = pdf_meta::read(path).map_or_else(|| metadata(&file), Ok)?;
     sink.page_count(meta.page_count)?;
@@ -57,7 +57,7 @@ pub fn extract(
         let (finished, sent) =
             child::pages_from_files(PROGRAM, &mut cmd, pages_dir.path(), next, last, sink)?;
         if finished.stderr.contains("cannot authenticate password") {
-            return Err(deterministic("password required".to_string()));
+            return Err(deterministic("password required".to_string()).into());
         }
         next += sent;
         if next > last {
@@ -69,7 +69,7 @@ pub fn extract(
         first_loss.get_or_insert_with(|| format!("page {next}: {why}"));
         if lost_in_a_row >= MAX_LOST_IN_A_ROW || lost > MAX_LOST_PAGES || lost == wanted {
             let what = format!("mutool draw failed on {lost} of {wanted} pages");
-            return Err(finished.failure(&what, first_loss));
+            return Err(finished.failure(&what, first_loss).into());
         }
         sink.page(next, String::new(), PageFlags { failed: true });
         next += 1;

@@ -20,7 +20,7 @@ use docmill_protocol::{DocSummary, PageFlags, PageRange, WorkerFailure, WorkerFa
 use mupdf::text_page::TextBlockType;
 use mupdf::{Document, MetadataName, TextPage, TextPageFlags};
 
-use super::{deterministic, io_failure, PageSink};
+use super::{deterministic, io_failure, PageSink, Stop};
 use crate::panic_note;
 
 pub const NAME: &str = "mupdf-inproc";
@@ -36,7 +36,7 @@ pub fn extract(
     path: &Path,
     range: Option<PageRange>,
     sink: &mut dyn PageSink,
-) -> Result<DocSummary, WorkerFailure> {
+) -> Result<DocSummary, Stop> {
     // Opening the file ourselves first gives the same reasons as the other
     // engines for a missing file, a permission problem or a descriptor
     // shortage, which MuPDF would only report as a message.
@@ -49,7 +49,8 @@ pub fn extract(
             return Err(deterministic(format!(
                 "not a readable PDF: engine panicked: {}",
                 panic_note::take()
-            )))
+            ))
+            .into())
         }
     };
     sink.page_count(meta.page_count)?;
@@ -74,7 +75,8 @@ pub fn extract(
                     return Err(WorkerFailure {
                         kind: WorkerFailureKind::OutOfMemory,
                         reason: panic_note::one_line(&format!("page {page}: {why}")),
-                    });
+                    }
+                    .into());
                 }
                 why
             }
@@ -86,7 +88,8 @@ pub fn extract(
             return Err(deterministic(panic_note::one_line(&format!(
                 "MuPDF failed on {lost} of {wanted} pages: {}",
                 first_loss.unwrap_or_default()
-            ))));
+            )))
+            .into());
         }
         sink.page(page, String::new(), PageFlags { failed: true });
     }
@@ -221,6 +224,6 @@ mod tests {
         }
         let err =
             extract(Path::new("/nonexistent/x.pdf"), None, &mut Nothing).expect_err("no such file");
-        assert!(err.reason.contains("file not found"), "{}", err.reason);
+        assert!(err.to_string().contains("file not found"), "{err}");
     }
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use docmill_protocol::{DocSummary, PageFlags, PageRange, WorkerFailure};
 use pdf_extract::{Document, Object, OutputError, PlainTextOutput};
 
-use super::{deterministic, io_failure, PageSink};
+use super::{deterministic, io_failure, PageSink, Stop};
 use crate::panic_note;
 
 pub const NAME: &str = "builtin";
@@ -20,12 +20,12 @@ pub fn extract(
     path: &Path,
     range: Option<PageRange>,
     sink: &mut dyn PageSink,
-) -> Result<DocSummary, WorkerFailure> {
+) -> Result<DocSummary, Stop> {
     let bytes = fs::read(path).map_err(|e| io_failure("cannot read the file", &e))?;
     let doc = load(&bytes)?;
     let page_count = doc.get_pages().len() as u32;
     if page_count == 0 {
-        return Err(deterministic("the PDF has no pages".to_string()));
+        return Err(deterministic("the PDF has no pages".to_string()).into());
     }
     sink.page_count(page_count)?;
     let (title, author) = info_strings(&doc);
@@ -56,12 +56,14 @@ pub fn extract(
         return Err(deterministic(format!(
             "no page could be extracted ({})",
             first_error.unwrap_or_default()
-        )));
+        ))
+        .into());
     }
     if chars == 0 && has_fonts(&doc) {
         return Err(deterministic(
             "the engine produced no text although the PDF has fonts".to_string(),
-        ));
+        )
+        .into());
     }
     Ok(DocSummary {
         page_count,

@@ -10,7 +10,7 @@ use std::process::Command;
 use docmill_protocol::{DocSummary, PageRange, WorkerFailure};
 
 use super::child::{self, Finished, Meta};
-use super::{deterministic, pdf_meta, PageSink};
+use super::{deterministic, pdf_meta, PageSink, Stop};
 
 pub const NAME: &str = "poppler";
 pub const PROGRAM: &str = "pdftotext";
@@ -20,7 +20,7 @@ pub fn extract(
     path: &Path,
     range: Option<PageRange>,
     sink: &mut dyn PageSink,
-) -> Result<DocSummary, WorkerFailure> {
+) -> Result<DocSummary, Stop> {
     let file = child::file_arg(path);
     let meta = pdf_meta::read(path).map_or_else(|| metadata(&file), Ok)?;
     sink.page_count(meta.page_count)?;
@@ -36,15 +36,17 @@ pub fn extract(
         .arg("-");
     let (finished, sent) = child::pages_to_sink(PROGRAM, &mut cmd, first, last, sink)?;
     if finished.stderr.contains("Incorrect password") {
-        return Err(deterministic("password required".to_string()));
+        return Err(deterministic("password required".to_string()).into());
     }
     let wanted = last - first + 1;
     if !finished.status.success() {
-        return Err(finished.failure("pdftotext failed", reason(&finished)));
+        return Err(finished
+            .failure("pdftotext failed", reason(&finished))
+            .into());
     }
     if sent < wanted {
         let what = format!("pdftotext stopped after {sent} of {wanted} pages");
-        return Err(finished.failure(&what, reason(&finished)));
+        return Err(finished.failure(&what, reason(&finished)).into());
     }
     Ok(meta.into_summary(NAME))
 }

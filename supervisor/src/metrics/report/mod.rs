@@ -184,7 +184,7 @@ fn draw_charts(data: &ReportData) -> Result<Vec<(String, String)>, ReportError> 
     let readings: Vec<(i64, u64)> = data
         .samples
         .iter()
-        .map(|s| (s.t_ms, s.pages_done))
+        .map(|s| (s.t_ms, s.docs.pages_done))
         .collect();
     let series = vec![Series {
         name: "pages/min".to_string(),
@@ -305,7 +305,10 @@ mod tests {
             workers,
             busy: workers,
             max_workers: 4,
-            pages_done: pages,
+            docs: crate::metrics::DocCounts {
+                pages_done: pages,
+                ..Default::default()
+            },
             memory_used_bytes: 1 << 30,
             memory_budget_bytes: Some(2 << 30),
             ..Snapshot::default()
