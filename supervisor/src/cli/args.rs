@@ -47,6 +47,14 @@ Sizes follow SI and IEC: 2GB and 2G are 2,000,000,000 bytes, 2GiB is
 Files named in a .docmillignore or .ignore file (gitignore syntax, in the
 library's folders) are not indexed, nor are those matching --exclude.";
 
+const FORGET_EXAMPLES: &str = "\
+Examples:
+  docmill forget ~/Books/drafts             everything indexed under the folder
+  docmill forget old.pdf gone.epub          two files (deleted ones too)
+
+Exits 1 when nothing in the index matched. A later `docmill index` over a
+folder adds its files back unless they are left out (--exclude, .docmillignore).";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "docmill",
@@ -117,6 +125,25 @@ pub enum Command {
         /// Where to write the HTML file.
         #[arg(long, short, alias = "out", value_name = "FILE")]
         output: PathBuf,
+    },
+    /// Remove documents from the index: files, or everything under a
+    /// folder (their pages, search entries and chunks).
+    #[command(after_help = FORGET_EXAMPLES)]
+    Forget {
+        /// Files and folders to remove; they need not exist any more.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// The index runs, oldest first: when, over what, what they did, and
+    /// their exit status.
+    Runs {
+        #[command(flatten)]
+        db: DbArg,
+        /// One JSON object per run, one a line.
+        #[arg(long)]
+        json: bool,
     },
     /// The PDF engines installed, their versions, and the order `auto` uses.
     Engines {

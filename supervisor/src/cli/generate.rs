@@ -65,10 +65,13 @@ pub fn long_version() -> &'static str {
              built-in engines: builtin (pdf-extract), epub; {inproc}\n\
              external engines, used when installed: mupdf (mutool), poppler (pdftotext, pdfinfo); \
              `docmill engines` shows which are\n\
-             stores: SQLite (bundled {}), PostgreSQL 12 or newer (postgres://)",
+             stores: SQLite (bundled {}), PostgreSQL 12 or newer (postgres://)\n\
+             catalog schema: {} (SQLite), {} (PostgreSQL)",
             env!("CARGO_PKG_VERSION"),
             features(),
             rusqlite::version(),
+            crate::store::SQLITE_SCHEMA_VERSION,
+            crate::store::PG_SCHEMA_VERSION,
         )
     })
 }

@@ -85,6 +85,8 @@ pub fn main() -> i32 {
         Command::Report { db: d, run, output } => {
             reading(db(d), |p| commands::report(p, run, &output))
         }
+        Command::Forget { db: d, paths } => reading(db(d), |p| commands::forget(p, &paths)),
+        Command::Runs { db: d, json } => reading(db(d), |p| commands::runs(p, json)),
         Command::Engines { json } => engines::list(json),
         Command::Completions { shell } => generate::completions(shell, &mut io::stdout().lock()),
         Command::Man { subcommand } => generate::man(subcommand.as_deref(), &mut io::stdout()),

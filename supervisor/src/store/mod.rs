@@ -5,6 +5,7 @@
 
 mod pg;
 mod rules;
+mod runs;
 mod sqlite;
 mod types;
 
@@ -18,6 +19,7 @@ use crate::metrics::Snapshot;
 use docmill_protocol::PageRange;
 pub use sqlite::{
     ErrorRate, ExportError, ExportPage, RunInfo, RunStats, SqliteError, SqliteStore, TierStats,
+    APPLICATION_ID,
 };
 pub use types::{
     expiry_ms, now_ms, Claim, DiscoverCounts, DocState, Failure, Finished, FinishedResult, Found,
@@ -26,6 +28,12 @@ pub use types::{
 };
 
 pub use pg::PgStore;
+pub use runs::RunRow;
+
+/// The catalog schema this docmill writes and reads, per store; a newer
+/// one is refused. Shown by `docmill --version`.
+pub const SQLITE_SCHEMA_VERSION: i64 = sqlite::SCHEMA_VERSION;
+pub const PG_SCHEMA_VERSION: i64 = pg::SCHEMA_VERSION;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -39,6 +47,10 @@ pub enum StoreError {
     },
     #[error(transparent)]
     TooNew(#[from] TooNew),
+    #[error("no docmill index in the database at {0}: run `docmill index` first")]
+    NoSharedIndex(String),
+    #[error("the index at {0} was made by an older docmill: run `docmill index` once to bring it up to date")]
+    Outdated(String),
     #[error("database error")]
     Pg(#[from] postgres::Error),
     #[error("cannot write the export")]
@@ -58,9 +70,26 @@ impl StoreError {
                     | SqliteError::NoIndex(_)
                     | SqliteError::Open { .. }
                     | SqliteError::TooNew(_)
+                    | SqliteError::PermissionDenied(_)
+                    | SqliteError::Read { .. }
+                    | SqliteError::NotDocmill(_)
+                    | SqliteError::NotSqlite(_)
+                    | SqliteError::Corrupt { .. }
+                    | SqliteError::Outdated(_)
             ) | StoreError::Connect { .. }
                 | StoreError::TooNew(_)
+                | StoreError::NoSharedIndex(_)
+                | StoreError::Outdated(_)
         )
+    }
+
+    /// The same error, naming `db` when SQLite found it damaged in the
+    /// middle of a command (a damaged header is found when it is opened).
+    pub fn naming(self, db: &Path) -> StoreError {
+        match self {
+            StoreError::Sqlite(SqliteError::Sql(e)) => StoreError::Sqlite(sqlite::damaged(db, e)),
+            other => other,
+        }
     }
 }
 
@@ -147,6 +176,12 @@ pub trait Store {
     /// Whether other supervisors may work on the same catalog at once, so a
     /// run that emptied its queue should look again before it ends.
     fn shared(&self) -> bool;
+    /// Removes the documents at `paths` (absolute; a folder stands for
+    /// everything under it) with their pages, index entries and chunks;
+    /// returns how many.
+    fn forget(&mut self, paths: &[PathBuf]) -> Result<u64, StoreError>;
+    /// Every run, oldest first.
+    fn runs(&mut self) -> Result<Vec<RunRow>, StoreError>;
 }
 
 /// Whether `--db` names a PostgreSQL server rather than a SQLite file.
@@ -164,12 +199,24 @@ pub fn open(db: &Path) -> Result<Box<dyn Store>, StoreError> {
     }
 }
 
-/// Opens an existing store for the reading commands.
+/// Opens an existing store for the reading commands, read-only: a SQLite
+/// file is opened with `SQLITE_OPEN_READ_ONLY`, a PostgreSQL session in
+/// read-only transactions, and neither is created or migrated.
 pub fn open_existing(db: &Path) -> Result<Box<dyn Store>, StoreError> {
     if is_postgres(db) {
-        Ok(Box::new(PgStore::connect(&db.to_string_lossy())?))
+        Ok(Box::new(PgStore::connect_read_only(&db.to_string_lossy())?))
     } else {
         Ok(Box::new(SqliteStore::open_existing(db)?))
+    }
+}
+
+/// Opens an existing store for a command that changes it (`forget`):
+/// nothing is created where there is no index.
+pub fn open_writable(db: &Path) -> Result<Box<dyn Store>, StoreError> {
+    if is_postgres(db) {
+        Ok(Box::new(PgStore::connect_existing(&db.to_string_lossy())?))
+    } else {
+        Ok(Box::new(SqliteStore::open_writable(db)?))
     }
 }
 

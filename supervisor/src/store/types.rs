@@ -242,6 +242,10 @@ pub enum FoundKind {
     Failed(String),
     /// Not looked at, on purpose (a symbolic link, an unreadable folder).
     Skipped(String),
+    /// Left out by `--exclude` or an ignore file (a file, or a folder and
+    /// everything under it): never catalogued, and whatever the catalog
+    /// holds there leaves it, as a deleted file's row does.
+    Excluded,
 }
 
 #[derive(Clone, Debug)]

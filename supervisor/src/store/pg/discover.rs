@@ -2,6 +2,9 @@
 //! read and locked, and `rules::rediscover` says what it means; this file
 //! writes the answer. Several supervisors may discover the same library at
 //! once: the batch is one transaction, tried again if the server cancels it.
+//! Files deleted since the last run over the same root leave the index as
+//! `rules::removed` says, and so do the files and folders the walk left
+//! out (`--exclude`, ignore files).
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -12,7 +15,7 @@ use postgres::Transaction;
 
 use super::{in_retried_tx, PgStore, NOW_MS};
 use crate::store::rules::{self, Lease, Rediscovered, Stored};
-use crate::store::{now_ms, DiscoverCounts, DocState, Found, RetryPolicy, StoreError};
+use crate::store::{now_ms, DiscoverCounts, DocState, Found, FoundKind, RetryPolicy, StoreError};
 
 impl PgStore {
     pub(super) fn upsert_found(
@@ -21,7 +24,10 @@ impl PgStore {
         run: i64,
         retry: RetryPolicy,
     ) -> Result<DiscoverCounts, StoreError> {
-        in_retried_tx(&mut self.client, |tx| upsert_batch(tx, found, run, retry))
+        let mut counts = in_retried_tx(&mut self.client, |tx| upsert_batch(tx, found, run, retry))?;
+        // Told by `remove_missing`, with the deleted files.
+        self.left_out += std::mem::take(&mut counts.removed);
+        Ok(counts)
     }
 
     pub(super) fn remove_missing(
@@ -45,7 +51,7 @@ impl PgStore {
             self.client
                 .execute("DELETE FROM documents WHERE id = ANY($1)", &[&gone])?;
         }
-        Ok(gone.len() as u64)
+        Ok(gone.len() as u64 + std::mem::take(&mut self.left_out))
     }
 }
 
@@ -85,7 +91,12 @@ fn upsert_batch(
         "UPDATE documents SET status = $1, reason = $2, seen_run = $3, updated_ms = $4 WHERE id = $5",
     )?;
     let drop_pages = tx.prepare("DELETE FROM pages WHERE doc_id = $1")?;
+    let mut left_out = Vec::new();
     for f in found {
+        if f.kind == FoundKind::Excluded {
+            left_out.push(f.path.clone());
+            continue;
+        }
         let key = f.path.as_os_str().as_bytes();
         let listed = rules::listing(&f.kind);
         let state = listed.state.as_str();
@@ -144,5 +155,7 @@ fn upsert_batch(
             }
         }
     }
+    // Passed on as removed by the caller, which tells them later.
+    counts.removed = super::forget::forget_in(tx, &left_out)?;
     Ok(counts)
 }

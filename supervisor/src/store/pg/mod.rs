@@ -8,10 +8,14 @@
 
 mod chunks;
 mod discover;
+mod forget;
 mod jobs;
 mod leases;
 mod query;
+mod runs;
 mod schema;
+
+pub(super) use schema::SCHEMA_VERSION;
 
 use std::borrow::Cow;
 use std::io::Write;
@@ -23,8 +27,8 @@ use postgres::error::SqlState;
 use postgres::{Client, NoTls, Transaction};
 
 use super::{
-    Claim, DiscoverCounts, Finished, Found, QueuedDoc, RetryPolicy, SearchHit, Status, Store,
-    StoreError, Written,
+    Claim, DiscoverCounts, Finished, Found, QueuedDoc, RetryPolicy, RunRow, SearchHit, Status,
+    Store, StoreError, Written,
 };
 use crate::metrics::Snapshot;
 
@@ -34,11 +38,37 @@ const NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
 pub struct PgStore {
     client: Client,
+    /// Rows removed this run because the walk left their paths out; told
+    /// with the deleted files' by `remove_missing`.
+    left_out: u64,
 }
 
 impl PgStore {
     /// Connects and creates or checks the schema.
     pub fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let mut store = PgStore::session(url, false)?;
+        schema::migrate(&mut store.client)?;
+        Ok(store)
+    }
+
+    /// Connects to a database that already holds an index, creating
+    /// nothing (`forget`).
+    pub fn connect_existing(url: &str) -> Result<PgStore, StoreError> {
+        let mut store = PgStore::session(url, false)?;
+        schema::check(&mut store.client, url)?;
+        Ok(store)
+    }
+
+    /// Connects for the reading commands: every transaction of the session
+    /// is read-only, so the server refuses any write, and nothing is
+    /// created in a database that holds no index.
+    pub fn connect_read_only(url: &str) -> Result<PgStore, StoreError> {
+        let mut store = PgStore::session(url, true)?;
+        schema::check(&mut store.client, url)?;
+        Ok(store)
+    }
+
+    fn session(url: &str, read_only: bool) -> Result<PgStore, StoreError> {
         let connect_err = |source| StoreError::Connect {
             url: super::redacted(Path::new(url)),
             source,
@@ -49,9 +79,13 @@ impl PgStore {
         // stalls inside a transaction (stopped, cut off) would hold row
         // locks that every claim skips; the server ends such a session.
         let name = format!("docmill {}", std::process::id());
+        let mut ours = "-c idle_in_transaction_session_timeout=60s".to_string();
+        if read_only {
+            ours.push_str(" -c default_transaction_read_only=on");
+        }
         let options = match config.get_options() {
-            Some(given) => format!("{given} -c idle_in_transaction_session_timeout=60s"),
-            None => "-c idle_in_transaction_session_timeout=60s".to_string(),
+            Some(given) => format!("{given} {ours}"),
+            None => ours,
         };
         config
             .application_name(&name)
@@ -59,9 +93,10 @@ impl PgStore {
             .connect_timeout(Duration::from_secs(10))
             .keepalives(true);
         let client = config.connect(NoTls).map_err(connect_err)?;
-        let mut store = PgStore { client };
-        schema::migrate(&mut store.client)?;
-        Ok(store)
+        Ok(PgStore {
+            client,
+            left_out: 0,
+        })
     }
 }
 
@@ -263,5 +298,13 @@ impl Store for PgStore {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    fn forget(&mut self, paths: &[PathBuf]) -> Result<u64, StoreError> {
+        PgStore::forget(self, paths)
+    }
+
+    fn runs(&mut self) -> Result<Vec<RunRow>, StoreError> {
+        PgStore::runs(self)
     }
 }

@@ -183,3 +183,34 @@ pub(super) fn migrate(client: &mut Client) -> Result<(), StoreError> {
     tx.commit()?;
     Ok(())
 }
+
+/// The schema this docmill writes, for `docmill --version`.
+pub(crate) const SCHEMA_VERSION: i64 = VERSION;
+
+/// Checks, creating and changing nothing, that the database holds a
+/// docmill schema this docmill can read: for the commands that must not
+/// turn an empty or foreign database into an index.
+pub(super) fn check(client: &mut Client, url: &str) -> Result<(), StoreError> {
+    let has_meta: bool = client
+        .query_one("SELECT to_regclass('meta') IS NOT NULL", &[])?
+        .get(0);
+    let found: Option<i64> = if has_meta {
+        client
+            .query_opt("SELECT value FROM meta WHERE key = 'schema'", &[])?
+            .and_then(|r| r.get::<_, String>(0).parse().ok())
+    } else {
+        None
+    };
+    let named = || crate::store::redacted(std::path::Path::new(url));
+    match found {
+        None => Err(StoreError::NoSharedIndex(named())),
+        Some(v) if v > VERSION => Err(TooNew {
+            what: "shared database",
+            found: v,
+            known: VERSION,
+        }
+        .into()),
+        Some(v) if v < VERSION => Err(StoreError::Outdated(named())),
+        Some(_) => Ok(()),
+    }
+}

@@ -5,7 +5,9 @@
 mod attempt;
 mod merge;
 mod rediscover;
+mod subtree;
 
 pub use attempt::{attempt_of, Attempt};
 pub use merge::{merge, Ended};
 pub use rediscover::{listing, on_disk, rediscover, removed, Lease, Rediscovered, Stored};
+pub use subtree::subtree;

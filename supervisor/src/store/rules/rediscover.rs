@@ -25,6 +25,13 @@ pub fn listing(kind: &FoundKind) -> Listing<'_> {
         FoundKind::Unsupported(r) => (DocState::Unsupported, "other", Some(r.as_str())),
         FoundKind::Failed(r) => (DocState::Failed, "other", Some(r.as_str())),
         FoundKind::Skipped(r) => (DocState::Skipped, "other", Some(r.as_str())),
+        // Discovery removes rows the walk left out rather than listing
+        // them; were one listed, it would read as skipped.
+        FoundKind::Excluded => (
+            DocState::Skipped,
+            "other",
+            Some("left out by an ignore rule"),
+        ),
     };
     Listing {
         state,

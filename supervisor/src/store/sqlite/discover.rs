@@ -1,7 +1,8 @@
 //! Discovery on the embedded store: each found file's row is read, and
 //! `rules::rediscover` says what it means (new, changed, requeued, seen);
 //! this file writes the answer. Files deleted since the last run over the
-//! same root leave the index as `rules::removed` says.
+//! same root leave the index as `rules::removed` says, and so do the files
+//! and folders the walk left out (`--exclude`, ignore files).
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -12,7 +13,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::{SqliteError, SqliteStore};
 use crate::store::rules::{self, Lease, Rediscovered, Stored};
-use crate::store::{now_ms, DiscoverCounts, DocState, Found, RetryPolicy};
+use crate::store::{now_ms, DiscoverCounts, DocState, Found, FoundKind, RetryPolicy};
 
 impl SqliteStore {
     /// Upserts one batch of found files in one transaction.
@@ -52,7 +53,12 @@ impl SqliteStore {
             )?;
             let mut drop_pages = tx.prepare_cached("DELETE FROM pages WHERE doc_id = ?1")?;
             let now = now_ms();
+            let mut left_out = Vec::new();
             for f in found {
+                if f.kind == FoundKind::Excluded {
+                    left_out.push(f.path.clone());
+                    continue;
+                }
                 let key = f.path.as_os_str().as_bytes();
                 let listed = rules::listing(&f.kind);
                 let existing: Option<(i64, Stored)> = get
@@ -113,13 +119,15 @@ impl SqliteStore {
                     }
                 }
             }
+            self.left_out += super::forget::forget_in(&tx, &left_out)?;
         }
         tx.commit()?;
         Ok(counts)
     }
 
     /// Removes documents under `roots` that this run did not see and that
-    /// `rules::removed` says are gone.
+    /// `rules::removed` says are gone. Returns how many, with those that
+    /// discovery removed because the walk left them out.
     pub fn remove_missing(&mut self, roots: &[PathBuf], run: i64) -> Result<u64, SqliteError> {
         let candidates: Vec<(i64, Vec<u8>, String)> = {
             let mut stmt = self
@@ -138,6 +146,6 @@ impl SqliteStore {
             }
         }
         tx.commit()?;
-        Ok(n)
+        Ok(n + std::mem::take(&mut self.left_out))
     }
 }

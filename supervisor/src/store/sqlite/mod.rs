@@ -4,22 +4,29 @@
 
 mod chunks;
 mod discover;
+mod forget;
 mod jobs;
 mod leases;
+mod open;
 mod query;
+mod runs;
 mod samples;
 mod schema;
 mod store;
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OpenFlags};
+use open::{Access, Identity};
+use rusqlite::Connection;
 use thiserror::Error;
 
 use super::{now_ms, TooNew};
 
+pub(super) use open::damaged;
+pub use open::APPLICATION_ID;
 pub use query::{ExportError, ExportPage};
 pub use samples::{ErrorRate, RunInfo, RunStats, TierStats};
+pub use schema::VERSION as SCHEMA_VERSION;
 
 #[derive(Debug, Error)]
 pub enum SqliteError {
@@ -27,6 +34,35 @@ pub enum SqliteError {
     MissingFolder(PathBuf),
     #[error("no index at {0}: run `docmill index` first")]
     NoIndex(PathBuf),
+    #[error("permission denied: this user cannot read {0} (or the folder it is in)")]
+    PermissionDenied(PathBuf),
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{0} is not a docmill index but another program's SQLite database; \
+         it was left as it is: name another file with --db"
+    )]
+    NotDocmill(PathBuf),
+    #[error(
+        "{0} is not a SQLite database (another kind of file, or a damaged one); \
+         it was left as it is: if it was a docmill index, move it aside and run \
+         `docmill index` to build it again, or name another file with --db"
+    )]
+    NotSqlite(PathBuf),
+    #[error(
+        "the index {path} is damaged ({reason}): move it aside and run `docmill index` \
+         to build it again"
+    )]
+    Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "the index {0} was made by an older docmill: run `docmill index` once to bring it \
+         up to date"
+    )]
+    Outdated(PathBuf),
     #[error("cannot open the database {path}")]
     Open {
         path: PathBuf,
@@ -50,39 +86,83 @@ impl rusqlite::ToSql for super::DocState {
 
 pub struct SqliteStore {
     conn: Connection,
+    /// Rows removed this run because the walk left their paths out; told
+    /// with the deleted files' by `remove_missing`.
+    left_out: u64,
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database for writing.
+    /// Opens (creating if needed) the database for an index run. A file
+    /// that is not docmill's is refused before anything is written to it;
+    /// an index made before docmill marked its files is marked now.
     pub fn open(path: &Path) -> Result<SqliteStore, SqliteError> {
         if let Some(parent) = path.parent() {
             if !parent.as_os_str().is_empty() && !parent.is_dir() {
                 return Err(SqliteError::MissingFolder(parent.to_path_buf()));
             }
         }
-        SqliteStore::ready(path, Connection::open(path))
+        let identity = match open::identify(path) {
+            Err(SqliteError::NoIndex(_)) => Identity::Empty,
+            other => other?,
+        };
+        SqliteStore::for_writing(path, identity, Access::Create)
     }
 
-    /// Opens an existing database for reading while a run may be writing it.
-    pub fn open_existing(path: &Path) -> Result<SqliteStore, SqliteError> {
-        if !path.is_file() {
-            return Err(SqliteError::NoIndex(path.to_path_buf()));
+    /// Opens an existing index for a command that changes it (`forget`):
+    /// as `open`, but a missing or empty file is no index.
+    pub fn open_writable(path: &Path) -> Result<SqliteStore, SqliteError> {
+        match open::identify(path)? {
+            Identity::Empty => Err(SqliteError::NoIndex(path.to_path_buf())),
+            identity => SqliteStore::for_writing(path, identity, Access::Write),
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        SqliteStore::ready(path, Connection::open_with_flags(path, flags))
     }
 
-    /// Configures and migrates a connection just opened on `path`.
-    fn ready(
+    /// Opens an existing index for the reading commands, read-only
+    /// (`SQLITE_OPEN_READ_ONLY`): no pragma that writes, no migration, so
+    /// the file is never changed, and an index in a folder this user
+    /// cannot write is still read (see `open::read_access`).
+    pub fn open_existing(path: &Path) -> Result<SqliteStore, SqliteError> {
+        match open::identify(path)? {
+            Identity::Docmill | Identity::OlderDocmill => {}
+            Identity::Empty => return Err(SqliteError::NoIndex(path.to_path_buf())),
+            Identity::Foreign => return Err(SqliteError::NotDocmill(path.to_path_buf())),
+            Identity::NotSqlite => return Err(SqliteError::NotSqlite(path.to_path_buf())),
+        }
+        let conn = open::connect(path, open::read_access(path))?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        open::check_readable(&conn, path)?;
+        Ok(SqliteStore { conn, left_out: 0 })
+    }
+
+    /// Opens `path`, already identified, for writing: configured, migrated
+    /// and marked as docmill's.
+    fn for_writing(
         path: &Path,
-        opened: rusqlite::Result<Connection>,
+        identity: Identity,
+        access: Access,
     ) -> Result<SqliteStore, SqliteError> {
-        let conn = opened.map_err(|source| SqliteError::Open {
-            path: path.to_path_buf(),
-            source,
+        match identity {
+            Identity::Docmill | Identity::OlderDocmill | Identity::Empty => {}
+            Identity::Foreign => return Err(SqliteError::NotDocmill(path.to_path_buf())),
+            Identity::NotSqlite => return Err(SqliteError::NotSqlite(path.to_path_buf())),
+        }
+        let catalog = SqliteStore {
+            conn: open::connect(path, access)?,
+            left_out: 0,
+        };
+        // The mark goes first: on a new file it is written before the
+        // switch to WAL, into the main file, where `open::identify` reads
+        // it even while the first run's tables are still only in the log.
+        if identity != Identity::Docmill {
+            catalog
+                .conn
+                .pragma_update(None, "application_id", open::APPLICATION_ID)
+                .map_err(|e| open::damaged(path, e))?;
+        }
+        catalog.configure().map_err(|e| match e {
+            SqliteError::Sql(e) => open::damaged(path, e),
+            e => e,
         })?;
-        let catalog = SqliteStore { conn };
-        catalog.configure()?;
         catalog.migrate()?;
         Ok(catalog)
     }

@@ -94,11 +94,18 @@ impl SqliteStore {
         Ok(out)
     }
 
-    /// The most recent run, if any.
+    /// The run a report shows by default: the most recent one that did
+    /// work (made at least one attempt), so that the no-op re-runs of a
+    /// nightly job do not hide the last real one; the most recent run when
+    /// none did any.
     pub fn last_run(&self) -> Result<Option<i64>, SqliteError> {
-        Ok(self.conn.query_row("SELECT max(id) FROM runs", [], |r| {
-            r.get::<_, Option<i64>>(0)
-        })?)
+        Ok(self.conn.query_row(
+            "SELECT coalesce(
+                 (SELECT max(a.run_id) FROM attempts a JOIN runs r ON r.id = a.run_id),
+                 (SELECT max(id) FROM runs))",
+            [],
+            |r| r.get::<_, Option<i64>>(0),
+        )?)
     }
 
     pub fn run_info(&self, run: i64) -> Result<Option<RunInfo>, SqliteError> {
@@ -366,6 +373,24 @@ mod tests {
             .tiers
             .iter()
             .all(|t| t.attempts == 0));
+    }
+
+    #[test]
+    fn the_last_run_is_the_last_that_did_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = SqliteStore::open(&dir.path().join("x.db")).unwrap();
+        let worked = c.begin_run("me", "{}").unwrap();
+        c.conn
+            .execute_batch(&format!(
+                "INSERT INTO documents (path, display_path, size, mtime_ns, format, status, updated_ms)
+                     VALUES (x'2f61', '/a', 1, 1, 'pdf', 'done', 0);
+                 INSERT INTO attempts (doc_id, run_id, attempt, outcome, started_ms, ended_ms)
+                     VALUES (1, {worked}, 1, 'done', 0, 1);"
+            ))
+            .unwrap();
+        let idle = c.begin_run("me", "{}").unwrap();
+        assert!(idle > worked);
+        assert_eq!(c.last_run().unwrap(), Some(worked));
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::time::Duration;
 use super::{ExportError, SqliteError, SqliteStore};
 use crate::metrics::Snapshot;
 use crate::store::{
-    Claim, DiscoverCounts, Finished, Found, QueuedDoc, RetryPolicy, SearchHit, Status, Store,
-    StoreError, Written,
+    Claim, DiscoverCounts, Finished, Found, QueuedDoc, RetryPolicy, RunRow, SearchHit, Status,
+    Store, StoreError, Written,
 };
 use docmill_protocol::PageRange;
 
@@ -127,5 +127,13 @@ impl Store for SqliteStore {
 
     fn shared(&self) -> bool {
         false
+    }
+
+    fn forget(&mut self, paths: &[PathBuf]) -> Result<u64, StoreError> {
+        Ok(SqliteStore::forget(self, paths)?)
+    }
+
+    fn runs(&mut self) -> Result<Vec<RunRow>, StoreError> {
+        Ok(SqliteStore::runs(self)?)
     }
 }
