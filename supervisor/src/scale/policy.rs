@@ -130,7 +130,7 @@ pub fn initial_workers(p: &ScalePolicy, cores: u32, cpu_percent: f32, available:
 }
 
 /// How many workers the budget holds at their address-space limit.
-pub(super) fn budget_count(p: &ScalePolicy) -> u32 {
+fn budget_count(p: &ScalePolicy) -> u32 {
     match p.budget {
         Some(b) if p.worker_limit > 0 => {
             (b.saturating_sub(SUPERVISOR_RESERVE) / p.worker_limit) as u32
@@ -242,8 +242,8 @@ pub fn decide(
         None
     };
     let room = memory_room(r, p).min(budget_count(p).saturating_sub(current));
-    // A strong signal grows at once and by more than one; a marginal one
-    // takes the gradual path below. After any other change the ramp waits
+    // A strong signal grows at once, by up to the current count; a
+    // marginal one takes the gradual path below. After any other change the ramp waits
     // out the cool-down, so a shrink is never undone by the next reading.
     if down_reason.is_none() && (cooled || st.ramping) {
         if let Some(step) = ramp::step(current, r, p, room) {
