@@ -40,7 +40,7 @@ fn index_args<'a>(
 }
 
 /// (status, attempts) of every document, keyed by file name.
-fn fates(env: &Env) -> BTreeMap<String, (String, u32)> {
+fn fates_of(env: &Env) -> BTreeMap<String, (String, u32)> {
     let conn = env.sql();
     let mut stmt = conn
         .prepare("SELECT display_path, status, attempts FROM documents")
@@ -112,7 +112,7 @@ fn every_fault_class_ends_in_its_outcome() {
     ));
     r.assert_code(1);
     env.assert_no_leftovers();
-    let fates = fates(&env);
+    let fates = fates_of(&env);
     for (name, _, status, outcome, attempts) in scenarios {
         let file = format!("{name}.mockdoc");
         assert_eq!(
@@ -192,6 +192,192 @@ impl Rng {
     }
 }
 
+/// How a chaos document must end.
+struct Fate {
+    status: &'static str,
+    /// Counted attempts, where the script fixes them (a chunked document's
+    /// are its chunks' business and checked against the reference run).
+    attempts: Option<u32>,
+    /// Pages 1..=n exported, where the script fixes them.
+    pages: Option<u32>,
+}
+
+impl Fate {
+    fn new(status: &'static str, attempts: u32) -> Fate {
+        Fate {
+            status,
+            attempts: Some(attempts),
+            pages: None,
+        }
+    }
+
+    fn done(attempts: u32, pages: u64) -> Fate {
+        Fate {
+            pages: Some(pages as u32),
+            ..Fate::new("done", attempts)
+        }
+    }
+
+    fn chunked(status: &'static str) -> Fate {
+        Fate {
+            status,
+            attempts: None,
+            pages: None,
+        }
+    }
+}
+
+/// The chaos library's fault classes, as (weight out of 200, class): one
+/// document in five carries a fault, every class the mock documents offer,
+/// each alone or on the first attempt only. Hangs are rarer because a
+/// quarantined one waits out three deadlines (the second one doubled).
+const FAULTS: &[(u64, &str)] = &[
+    (3, "panic"),
+    (3, "segfault"),
+    (3, "abort"),
+    (3, "exit"),
+    (1, "hang"),
+    (2, "alloc"),
+    (2, "fdleak"),
+    (2, "fail-pages"),
+    (2, "pages-then-crash"),
+    (3, "garbage"),
+    (2, "flaky-segfault"),
+    (2, "flaky-exit"),
+    (1, "flaky-abort"),
+    (1, "flaky-hang"),
+    (2, "flaky-alloc"),
+    (2, "flaky-fdleak"),
+    (2, "flaky-pages-then-crash"),
+    (1, "long"),
+    (1, "long-partial"),
+    (2, "long-crashy"),
+];
+
+/// The script and fate of chaos document `i`, drawn from `rng`: the first
+/// ones take each class in turn, so that every class is there whatever the
+/// seed.
+fn chaos_doc(i: usize, rng: &mut Rng) -> (String, Fate) {
+    let n = 1 + rng.below(4);
+    let mut roll = rng.below(200);
+    let class = match FAULTS.get(i) {
+        Some((_, c)) => *c,
+        None => FAULTS
+            .iter()
+            .find(|(w, _)| {
+                let hit = roll < *w;
+                roll = roll.saturating_sub(*w);
+                hit
+            })
+            .map_or("good", |(_, c)| *c),
+    };
+    let then_ok = |first: &str| format!("on_attempt 1\n{first}on_attempt 2\npages {n}\n");
+    match class {
+        "panic" => ("panic\n".into(), Fate::new("failed", 1)),
+        "segfault" => ("segfault\n".into(), Fate::new("quarantined", 2)),
+        "abort" => ("abort\n".into(), Fate::new("quarantined", 2)),
+        "exit" => (
+            format!("exit {}\n", 1 + rng.below(100)),
+            Fate::new("quarantined", 2),
+        ),
+        "hang" => ("hang\n".into(), Fate::new("quarantined", 2)),
+        "alloc" => ("alloc_mb 4096\n".into(), Fate::new("quarantined", 2)),
+        "fdleak" => ("leak_fds 1000\n".into(), Fate::new("quarantined", 2)),
+        "fail-pages" => (
+            format!("pages {n}\nfail_pages 1-1\n"),
+            Fate::new("failed", 1),
+        ),
+        // Pages streamed by an attempt that then crashes are never stored.
+        "pages-then-crash" => (
+            format!("pages {n}\nsegfault\n"),
+            Fate::new("quarantined", 2),
+        ),
+        "garbage" => (
+            format!("stdout_garbage 50000\npages {n}\n"),
+            Fate::done(0, n),
+        ),
+        "flaky-segfault" => (then_ok("segfault\n"), Fate::done(1, n)),
+        "flaky-exit" => (then_ok("exit 7\n"), Fate::done(1, n)),
+        "flaky-abort" => (then_ok("abort\n"), Fate::done(1, n)),
+        "flaky-hang" => (then_ok("hang\n"), Fate::done(1, n)),
+        "flaky-alloc" => (then_ok("alloc_mb 4096\n"), Fate::done(1, n)),
+        "flaky-fdleak" => (then_ok("leak_fds 1000\n"), Fate::done(1, n)),
+        "flaky-pages-then-crash" => (
+            format!("on_attempt 1\npages {n}\nsegfault\non_attempt 2\npages {n}\n"),
+            Fate::done(1, n),
+        ),
+        // Long enough to be shared as one chunk per worker.
+        "long" => ("pages 300\n".into(), Fate::chunked("done")),
+        "long-partial" => (
+            "pages 300\nfail_pages 120-120\n".into(),
+            Fate::chunked("partial"),
+        ),
+        "long-crashy" => (
+            "pages 300\non_attempt 1\nsegfault\non_attempt 2\n".into(),
+            Fate::chunked("done"),
+        ),
+        _ if rng.below(8) == 0 => (
+            format!("kind epub\nsleep_ms {}\npages {n}\n", rng.below(5)),
+            Fate::done(0, n),
+        ),
+        _ => (
+            format!("sleep_ms {}\npages {n}\n", rng.below(5)),
+            Fate::done(0, n),
+        ),
+    }
+}
+
+/// Documents that reached a final state, for pacing the kills.
+fn settled(env: &Env) -> i64 {
+    if !env.db.exists() {
+        return 0;
+    }
+    rusqlite::Connection::open_with_flags(&env.db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|c| {
+            c.query_row(
+                "SELECT count(*) FROM documents
+                 WHERE status IN ('done', 'failed', 'quarantined', 'partial')",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .unwrap_or(0)
+}
+
+/// The exported pages as (file name, page) -> text; a page exported twice
+/// fails the test.
+fn exported_pages(export: &[u8], seed: u64) -> BTreeMap<(String, u64), String> {
+    let mut pages = BTreeMap::new();
+    for line in String::from_utf8(export.to_vec()).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let name = v["path"].as_str().unwrap().rsplit('/').next().unwrap();
+        let key = (name.to_string(), v["page"].as_u64().unwrap());
+        let text = v["text"].as_str().unwrap().to_string();
+        assert!(
+            pages.insert(key.clone(), text).is_none(),
+            "seed {seed}: page {key:?} exported twice"
+        );
+    }
+    pages
+}
+
+const CHAOS_DOCS: usize = 1_000;
+const CHAOS_KILLS: usize = 20;
+
+/// Flags of every chaos run: short deadlines for the hangs, a heartbeat
+/// deadline no load can reach, a fixed worker count so that long documents
+/// split the same way in every run.
+const CHAOS: &[&str] = &[
+    "--max-attempts",
+    "2",
+    "--workers",
+    "3",
+    "--timeout",
+    "500ms",
+    "--heartbeat-timeout",
+    "30s",
+];
+
 #[test]
 fn seeded_chaos_gives_exact_counts() {
     let seed = std::env::var("DOCMILL_CHAOS_SEED")
@@ -208,60 +394,122 @@ fn seeded_chaos_gives_exact_counts() {
     let mut rng = Rng(seed);
     let env = Env::new();
     let lib = env.path("lib");
-    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
-    let mut pages = 0u64;
-    for i in 0..240 {
-        let n = 1 + rng.below(4);
-        let (script, fate) = match rng.below(20) {
-            0 => ("panic\n".to_string(), "failed"),
-            1 => ("segfault\n".to_string(), "quarantined"),
-            2 => ("abort\n".to_string(), "quarantined"),
-            3 => (format!("exit {}\n", 1 + rng.below(100)), "quarantined"),
-            4 => (
-                format!("on_attempt 1\nsegfault\non_attempt 2\npages {n}\n"),
-                "done",
-            ),
-            5 => (
-                format!("on_attempt 1\nexit 7\non_attempt 2\npages {n}\n"),
-                "done",
-            ),
-            6 if rng.below(4) == 0 => ("hang\n".to_string(), "quarantined"),
-            7 => (format!("stdout_garbage 50000\npages {n}\n"), "done"),
-            _ => (format!("sleep_ms {}\npages {n}\n", rng.below(5)), "done"),
-        };
-        if fate == "done" {
-            pages += n;
-        }
-        *expected.entry(fate.to_string()).or_default() += 1;
-        mockdoc(&lib, &format!("doc{i:03}"), &script);
+    let mut fates: BTreeMap<String, Fate> = BTreeMap::new();
+    for i in 0..CHAOS_DOCS {
+        let (script, fate) = chaos_doc(i, &mut rng);
+        let file = mockdoc(&lib, &format!("doc{i:04}"), &script);
+        fates.insert(
+            file.file_name().unwrap().to_string_lossy().into_owned(),
+            fate,
+        );
     }
-    for name in ["pypdf-004-pdflatex-4-pages.pdf", "pdfjs-tracemonkey.pdf"] {
-        std::fs::copy(corpus().join("pdf").join(name), lib.join(name)).unwrap();
-        *expected.entry("done".to_string()).or_default() += 1;
-    }
-    pages += 4 + 14;
+    let args = index_args(&lib, CHAOS);
+    let started = Instant::now();
 
-    let r = env.run(&index_args(
-        &lib,
-        &[
-            "--max-attempts",
-            "2",
-            "--workers",
-            "3",
-            "--timeout",
-            "500ms",
-        ],
-    ));
-    assert!(r.code() == 0 || r.code() == 1, "seed {seed}\n{}", r.dump());
-    env.assert_no_leftovers();
-    let counts = env.counts();
-    for (fate, n) in &expected {
-        assert_eq!(counts.get(fate), Some(n), "seed {seed}: {fate}: {counts:?}");
+    // The same library, uninterrupted, in a database of its own.
+    let reference = Env::new();
+    let r = reference.run(&args);
+    assert_eq!(r.code(), 1, "seed {seed}\n{}", r.dump());
+    reference.assert_no_leftovers();
+    let uninterrupted = started.elapsed();
+
+    // SIGKILLs at instants drawn from the seed: once the library has
+    // settled up to a drawn count (at once, during discovery or recovery,
+    // when an earlier run went past it), and a little later still; each is
+    // followed by a resume run, and the last one goes to the end. The
+    // counts stop at 4/5 of the library, so that a fast machine still has
+    // work left for the last kill.
+    let mut marks: Vec<i64> = (0..CHAOS_KILLS)
+        .map(|_| rng.below(CHAOS_DOCS as u64 * 4 / 5) as i64)
+        .collect();
+    marks.sort_unstable();
+    let mut killed_at = Vec::new();
+    for (kill, mark) in marks.into_iter().enumerate() {
+        let extra = Duration::from_millis(rng.below(50));
+        let mut child = env.spawn(&args);
+        let ended = |c: &mut std::process::Child| c.try_wait().unwrap().is_some();
+        let reached = wait_until(Duration::from_secs(60), || {
+            settled(&env) >= mark || ended(&mut child)
+        });
+        assert!(reached, "seed {seed}: kill {kill}: no progress");
+        wait_until(extra, || ended(&mut child));
+        assert!(
+            !ended(&mut child),
+            "seed {seed}: the run ended before kill {kill}: too little work left"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        killed_at.push(settled(&env));
+        env.assert_no_leftovers();
     }
+    let last = env.run(&args);
+    assert_eq!(last.code(), 1, "seed {seed}\n{}", last.dump());
+    env.assert_no_leftovers();
+    eprintln!(
+        "chaos: uninterrupted run {uninterrupted:?}; {CHAOS_KILLS} kills and resumes, in all {:?}; \
+         documents settled at each kill: {killed_at:?}",
+        started.elapsed()
+    );
+
+    // Exact counts per state.
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    for fate in fates.values() {
+        *expected.entry(fate.status.to_string()).or_default() += 1;
+    }
+    let mut counts: BTreeMap<String, u64> = env.counts().into_iter().collect();
+    counts.retain(|_, n| *n > 0);
+    assert_eq!(counts, expected, "seed {seed}: counts per state");
+
+    // Each document's state and counted attempts: what its script says, and
+    // what the uninterrupted run gave. Interrupted attempts never count.
+    let got = fates_of(&env);
     assert_eq!(
-        env.status()["pages"].as_u64().unwrap(),
-        pages,
-        "seed {seed}"
+        got,
+        fates_of(&reference),
+        "seed {seed}: a document ended otherwise than uninterrupted"
+    );
+    for (name, fate) in &fates {
+        let (status, attempts) = &got[name];
+        assert_eq!(status, fate.status, "seed {seed}: {name}");
+        if let Some(want) = fate.attempts {
+            assert_eq!(*attempts, want, "seed {seed}: attempts of {name}");
+        }
+    }
+
+    // No page lost, none stored twice, each with its text.
+    let export = env.export();
+    let pages = exported_pages(&export, seed);
+    for (name, fate) in &fates {
+        let stem = name.trim_end_matches(".mockdoc");
+        let mine: Vec<(&u64, &String)> = pages
+            .range((name.clone(), 0)..=(name.clone(), u64::MAX))
+            .map(|((_, p), t)| (p, t))
+            .collect();
+        for (p, text) in &mine {
+            assert_eq!(
+                **text,
+                format!("mock page {p} of {stem}"),
+                "seed {seed}: {name}"
+            );
+        }
+        let numbers: Vec<u64> = mine.iter().map(|(p, _)| **p).collect();
+        match (fate.status, fate.pages) {
+            (_, Some(n)) => assert_eq!(
+                numbers,
+                (1..=u64::from(n)).collect::<Vec<_>>(),
+                "seed {seed}: pages of {name}"
+            ),
+            ("done", None) => assert_eq!(numbers.len(), 300, "seed {seed}: {name}"),
+            ("partial", None) => assert!(
+                !numbers.is_empty() && numbers.len() < 300 && !numbers.contains(&120),
+                "seed {seed}: pages of {name}: {numbers:?}"
+            ),
+            _ => assert!(numbers.is_empty(), "seed {seed}: pages of {name}"),
+        }
+    }
+    assert!(
+        export == reference.export(),
+        "seed {seed}: the export after {CHAOS_KILLS} kills differs from an uninterrupted run"
     );
 }
 

@@ -1,5 +1,6 @@
-//! Adaptive scaling against a real machine: an outside CPU hog drives the
-//! worker count down under the background profile and it recovers when the
+//! Adaptive scaling against a real machine: a deep queue on an idle machine
+//! ramps the worker count up within a few decisions; an outside CPU hog
+//! drives it down under the background profile and it recovers when the
 //! hog stops; under batch docmill does not throttle itself for its own load;
 //! a memory budget holds for the whole process tree. These tests read the
 //! machine's CPU, so they run alone (see .config/nextest.toml; under plain
@@ -62,6 +63,65 @@ const SCALE: &[&str] = &[
     "--min-free",
     "64M",
 ];
+
+/// The worker count and the run's clock from the stats file, once there is
+/// one.
+fn stats_workers(path: &std::path::Path) -> Option<(f64, u64)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    Some((v["elapsed_s"].as_f64()?, v["workers"]["count"].as_u64()?))
+}
+
+#[test]
+fn a_deep_idle_queue_ramps_up_within_three_decisions() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::new();
+    let lib = env.path("lib");
+    // Documents that wait rather than compute: the queue stays deep and the
+    // CPU idle, the case where one worker per decision is far too slow.
+    for i in 0..1_500 {
+        mockdoc(&lib, &format!("w{i:04}"), "sleep_ms 300\npages 1\n");
+    }
+    let stats = env.path("stats.json");
+    // The default scale interval; memory is not what this test is about.
+    let child = env.spawn(&[
+        &"index",
+        &lib,
+        &"--allow-mock-docs",
+        &"--profile",
+        &"background",
+        &"--min-free",
+        &"64M",
+        &"--stats",
+        &stats,
+    ]);
+    let start = Instant::now();
+    let mut timeline: Vec<String> = Vec::new();
+    let mut last = None;
+    let ramped = wait_slowly(Duration::from_secs(15), || {
+        let Some((at, n)) = stats_workers(&stats) else {
+            return false;
+        };
+        if last != Some(n) {
+            last = Some(n);
+            timeline.push(format!(
+                "{at:>5.1}s (test clock {:>5.1}s): {n}",
+                start.elapsed().as_secs_f64()
+            ));
+        }
+        n >= 6
+    });
+    send_signal(child.id(), libc::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    eprintln!("worker count timeline: {timeline:#?}\n{log}");
+    assert!(
+        ramped,
+        "fewer than 6 workers 15 s after the start: {timeline:#?}\n{log}"
+    );
+    assert_eq!(out.status.code(), Some(143), "{log}");
+    env.assert_no_leftovers();
+}
 
 #[test]
 fn background_yields_to_a_hog_and_recovers() {

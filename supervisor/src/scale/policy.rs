@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use super::ramp;
+
 /// Named sets of thresholds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Profile {
@@ -89,6 +91,9 @@ pub struct ScaleState {
     up_streak: u32,
     down_streak: u32,
     prev_error_rate: f32,
+    /// The last change was a ramp step: the next may follow without the
+    /// cool-down, as long as the signal stays strong.
+    ramping: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -133,6 +138,10 @@ fn budget_count(p: &ScalePolicy) -> u32 {
         _ => u32::MAX,
     }
 }
+
+/// Growth happens only under `target - GROW_MARGIN` percent CPU, so the
+/// workers it adds do not push the load over the target at once.
+pub(super) const GROW_MARGIN: f32 = 20.0;
 
 /// Memory kept aside for the supervisor inside a budget.
 pub const SUPERVISOR_RESERVE: u64 = 128 << 20;
@@ -233,7 +242,21 @@ pub fn decide(
         None
     };
     let room = memory_room(r, p).min(budget_count(p).saturating_sub(current));
-    let up_reason = (r.cpu_total < p.target_cpu - 20.0
+    // A strong signal grows at once, by up to the current count; a
+    // marginal one takes the gradual path below. After any other change the ramp waits
+    // out the cool-down, so a shrink is never undone by the next reading.
+    if down_reason.is_none() && (cooled || st.ramping) {
+        if let Some(step) = ramp::step(current, r, p, room) {
+            let why = format!(
+                "CPU {:.0}% far under the {:.0}% target, {} queued: ramp up by {step}",
+                r.cpu_total, p.target_cpu, r.queue_depth
+            );
+            let d = change(st, now_ms, current + step, why, false);
+            st.ramping = true;
+            return d;
+        }
+    }
+    let up_reason = (r.cpu_total < p.target_cpu - GROW_MARGIN
         && room > 0
         && r.queue_depth > u64::from(r.idle)
         && current < p.max)
@@ -241,7 +264,7 @@ pub fn decide(
             format!(
                 "CPU {:.0}% under {:.0}%, {} queued, memory for {room} more",
                 r.cpu_total,
-                p.target_cpu - 20.0,
+                p.target_cpu - GROW_MARGIN,
                 r.queue_depth
             )
         });
@@ -276,6 +299,7 @@ fn change(
     may_kill_busy: bool,
 ) -> Option<Decision> {
     st.last_change_ms = Some(now_ms);
+    st.ramping = false;
     st.up_streak = 0;
     st.down_streak = 0;
     Some(Decision {
@@ -286,12 +310,12 @@ fn change(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    const GIB: u64 = 1 << 30;
+    pub(in crate::scale) const GIB: u64 = 1 << 30;
 
-    fn policy(profile: Profile) -> ScalePolicy {
+    pub(in crate::scale) fn policy(profile: Profile) -> ScalePolicy {
         let (target_cpu, critical_cpu) = profile.cpu_thresholds();
         ScalePolicy {
             profile,
@@ -308,7 +332,7 @@ mod tests {
         }
     }
 
-    fn calm() -> Readings {
+    pub(in crate::scale) fn calm() -> Readings {
         Readings {
             cores: 14,
             cpu_total: 30.0,
