@@ -192,15 +192,48 @@ struct IndexArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(after_long_help = crate::search::HELP)]
 struct SearchArgs {
-    /// The query (FTS5 syntax: words, "phrases", OR, NOT, prefix*).
+    /// The query: words, "phrases", prefix*, -word, OR, title:/author:/path:
+    /// (see --help).
     #[arg(required = true)]
     query: Vec<String>,
+    /// How many documents to show.
     #[arg(long, default_value_t = 10)]
     limit: usize,
-    /// One JSON object per hit.
+    /// Skip this many documents of the ranking (for paging).
+    #[arg(long, default_value_t = 0)]
+    offset: usize,
+    /// The best pages shown per document.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pages_per_doc: u32,
+    /// Only documents whose path matches this glob (`*` any characters, `/`
+    /// included; `?` one), e.g. '*/papers/*'.
+    #[arg(long, value_name = "GLOB")]
+    path: Option<String>,
+    /// Only documents of this format.
+    #[arg(long, value_parser = ["pdf", "epub"])]
+    format: Option<String>,
+    /// One JSON object: totals, and documents with their hits, snippets,
+    /// match offsets and links.
     #[arg(long)]
     json: bool,
+}
+
+impl SearchArgs {
+    fn request(&self) -> crate::search::SearchRequest {
+        crate::search::SearchRequest {
+            query: self.query.join(" "),
+            path: self.path.clone(),
+            format: self
+                .format
+                .as_deref()
+                .and_then(docmill_protocol::Format::parse),
+            limit: self.limit,
+            offset: self.offset,
+            pages_per_document: self.pages_per_doc as usize,
+        }
+    }
 }
 
 /// Runs the command line and returns the process exit code.
@@ -234,7 +267,7 @@ pub fn main() -> i32 {
         .init();
     let result = match cli.command {
         Command::Index(a) => run::index(&index_options(*a, cli.db)),
-        Command::Search(a) => commands::search(&cli.db, &a.query.join(" "), a.limit, a.json),
+        Command::Search(a) => commands::search(&cli.db, &a.request(), a.json),
         Command::Status { json } => commands::status(&cli.db, json),
         Command::Export { output, .. } => commands::export(&cli.db, output.as_deref()),
         Command::Report { run, out } => commands::report(&cli.db, run, &out),

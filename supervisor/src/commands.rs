@@ -1,45 +1,18 @@
 //! The reading commands: search, status, export, report.
 
 use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use docmill_protocol::exit_codes;
 
 use crate::metrics::report::ReportError;
+use crate::search::SearchRequest;
 use crate::store;
-use crate::store::{SqliteStore, HIT_END, HIT_START};
+use crate::store::SqliteStore;
 
-pub fn search(db: &Path, query: &str, limit: usize, json: bool) -> anyhow::Result<i32> {
-    let mut catalog = store::open_existing(db)?;
-    let hits = catalog.search(query, limit)?;
-    let stdout = io::stdout();
-    let tty = stdout.is_terminal();
-    let mut out = stdout.lock();
-    for hit in &hits {
-        if json {
-            let mut plain = hit.clone();
-            plain.snippet = plain.snippet.replace(HIT_START, "[").replace(HIT_END, "]");
-            serde_json::to_writer(&mut out, &plain)?;
-            writeln!(out)?;
-        } else {
-            let (on, off) = if tty {
-                ("\x1b[1;31m", "\x1b[0m")
-            } else {
-                ("[", "]")
-            };
-            let snippet = hit.snippet.replace(HIT_START, on).replace(HIT_END, off);
-            writeln!(
-                out,
-                "{}:{}  ({:.2})\n    {}",
-                hit.path, hit.page, hit.score, snippet
-            )?;
-        }
-    }
-    if hits.is_empty() && !json {
-        eprintln!("docmill: no matches for {query:?}");
-    }
-    Ok(exit_codes::OK)
+pub fn search(db: &Path, request: &SearchRequest, json: bool) -> anyhow::Result<i32> {
+    crate::search::present::command(db, request, json)
 }
 
 pub fn status(db: &Path, json: bool) -> anyhow::Result<i32> {
