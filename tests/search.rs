@@ -362,3 +362,291 @@ fn an_index_of_schema_1_is_rebuilt_on_open() {
     assert_eq!(version, 2);
     env.assert_no_leftovers();
 }
+
+/// Query latency and index size on generated text, SQLite against
+/// PostgreSQL: `scripts/bench-search` runs it (pages from
+/// `DOCMILL_BENCH_PAGES`, default 1,000,000). A benchmark, not a check.
+#[test]
+#[ignore = "a benchmark, not a check: run scripts/bench-search"]
+fn bench_search() {
+    let pages: usize = std::env::var("DOCMILL_BENCH_PAGES")
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let mut report = Vec::new();
+    report.push(bench::run("sqlite", &dir.path().join("bench.db"), pages));
+    if let Some(cluster) = PgCluster::start_with(None, true) {
+        let url = PathBuf::from(cluster.create_db("bench"));
+        report.push(bench::run("postgres", &url, pages));
+        let mut client = cluster.client("bench");
+        let row = client
+            .query_one(
+                "SELECT pg_total_relation_size('pages')::float8,
+                        pg_relation_size('pages_tsv')::float8,
+                        (SELECT sum(pg_column_size(tsv))::float8 FROM pages)",
+                &[],
+            )
+            .unwrap();
+        let (total, gin, tsv): (f64, f64, f64) = (row.get(0), row.get(1), row.get(2));
+        let last = report.last_mut().unwrap();
+        last["bytes_per_page"] = (total / pages as f64).into();
+        last["index_bytes_per_page"] = ((gin + tsv) / pages as f64).into();
+    }
+    let json = serde_json::to_string_pretty(&report).unwrap();
+    println!("{json}");
+    if let Some(out) = std::env::var_os("DOCMILL_BENCH_OUT") {
+        std::fs::write(out, json).unwrap();
+    }
+}
+
+mod bench {
+    //! Generated text for the search benchmark: a Zipf-distributed
+    //! vocabulary of made-up words, one document in twenty in Chinese
+    //! characters, a hundred pages per document.
+
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use docmill::search::{self, SearchRequest};
+    use docmill::store::{self, Finished, FinishedResult, Found, FoundKind, RetryPolicy};
+    use docmill_protocol::{DocSummary, Format, PageFlags};
+    use serde_json::{json, Value};
+
+    const PAGES_PER_DOC: usize = 100;
+    const WORDS_PER_PAGE: usize = 200;
+    const VOCABULARY: usize = 50_000;
+    const HANZI: usize = 3_000;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn unit(&mut self) -> f64 {
+            (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// Draws ranks from 0..n with probability proportional to 1/(rank+1).
+    struct Zipf(Vec<f64>);
+    impl Zipf {
+        fn new(n: usize) -> Zipf {
+            let mut acc = 0.0;
+            Zipf(
+                (0..n)
+                    .map(|r| {
+                        acc += 1.0 / (r as f64 + 1.0);
+                        acc
+                    })
+                    .collect(),
+            )
+        }
+        fn draw(&self, rng: &mut Rng) -> usize {
+            let u = rng.unit() * self.0[self.0.len() - 1];
+            self.0.partition_point(|&c| c < u).min(self.0.len() - 1)
+        }
+    }
+
+    const SYLLABLES: [&str; 32] = [
+        "ka", "lo", "mi", "ne", "su", "ta", "ri", "po", "ve", "da", "gu", "sho", "bel", "tor",
+        "an", "ex", "qui", "ron", "zel", "ma", "fi", "ju", "wen", "ost", "ur", "ly", "cra", "pin",
+        "sol", "dee", "ha", "mor",
+    ];
+
+    /// The made-up word of rank `r`: three or four syllables.
+    pub fn word(r: usize) -> String {
+        let mut n = r + 32 * 32;
+        let mut w = String::new();
+        while n > 0 {
+            w.push_str(SYLLABLES[n % 32]);
+            n /= 32;
+        }
+        w
+    }
+
+    /// The Chinese character of rank `r`.
+    pub fn hanzi(r: usize) -> char {
+        char::from_u32(0x4E00 + (r as u32 * 7) % 0x5000).unwrap()
+    }
+
+    fn page(rng: &mut Rng, words: &Zipf, chars: &Zipf, cjk: bool) -> String {
+        let mut text = String::with_capacity(WORDS_PER_PAGE * 8);
+        if cjk {
+            for i in 0..WORDS_PER_PAGE * 2 {
+                text.push(hanzi(chars.draw(rng)));
+                if i % 17 == 16 {
+                    text.push_str("。\n");
+                }
+            }
+        } else {
+            for i in 0..WORDS_PER_PAGE {
+                text.push_str(&word(words.draw(rng)));
+                text.push(if i % 12 == 11 { '\n' } else { ' ' });
+            }
+        }
+        text
+    }
+
+    /// Fills the store at `db` with `pages` generated pages, then times the
+    /// query set; returns the figures as JSON.
+    pub fn run(name: &str, db: &Path, pages: usize) -> Value {
+        let mut s = store::open(db).unwrap();
+        let words = Zipf::new(VOCABULARY);
+        let chars = Zipf::new(HANZI);
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let docs = pages.div_ceil(PAGES_PER_DOC);
+        let started = Instant::now();
+        let run = s.begin_run("bench", "{}").unwrap();
+        let found: Vec<Found> = (0..docs)
+            .map(|i| Found {
+                path: format!(
+                    "/bench/{}/doc{i:07}.{}",
+                    i % 100,
+                    if i % 10 == 0 { "epub" } else { "pdf" }
+                )
+                .into(),
+                size: 1,
+                mtime_ns: 1,
+                kind: FoundKind::Document(if i % 10 == 0 {
+                    Format::Epub
+                } else {
+                    Format::Pdf
+                }),
+            })
+            .collect();
+        for chunk in found.chunks(1000) {
+            s.upsert_found(chunk, run, RetryPolicy::default()).unwrap();
+        }
+        let queued = s.pending().unwrap();
+        let mut written = 0;
+        for batch in queued.chunks(10) {
+            let ids: Vec<i64> = batch.iter().map(|d| d.id).collect();
+            let claims = s.claim(&ids, "bench", Duration::from_secs(3600)).unwrap();
+            let jobs: Vec<Finished> = claims
+                .into_iter()
+                .map(|(doc, claim)| {
+                    let cjk = doc % 20 == 7;
+                    let n = PAGES_PER_DOC.min(pages - written);
+                    written += n;
+                    let texts = (0..n)
+                        .map(|p| {
+                            (
+                                p as u32 + 1,
+                                page(&mut rng, &words, &chars, cjk),
+                                PageFlags::default(),
+                            )
+                        })
+                        .collect();
+                    Finished {
+                        doc,
+                        chunk: None,
+                        claim,
+                        run,
+                        attempt: 1,
+                        worker_pid: 1,
+                        started_ms: 0,
+                        ended_ms: 1,
+                        result: FinishedResult::Done {
+                            summary: DocSummary {
+                                page_count: n as u32,
+                                title: Some(format!(
+                                    "{} {} {}",
+                                    word(doc as usize % 5000),
+                                    word(60),
+                                    word(doc as usize % 997)
+                                )),
+                                author: Some(format!(
+                                    "Author{} {}",
+                                    doc % 300,
+                                    word(doc as usize % 50)
+                                )),
+                                language: None,
+                                engine: "bench".into(),
+                            },
+                            pages: texts,
+                        },
+                    }
+                })
+                .collect();
+            s.commit(&jobs).unwrap();
+        }
+        let fill_s = started.elapsed().as_secs_f64();
+        let prefix = &word(200)[..3];
+        let queries: Vec<(String, Option<Format>)> = vec![
+            (word(5), None),
+            (word(100), None),
+            (word(3000), None),
+            (word(30_000), None),
+            (format!("{} {}", word(50), word(500)), None),
+            (format!("\"{} {}\"", word(20), word(21)), None),
+            (format!("{prefix}*"), None),
+            (format!("{} OR {}", word(300), word(400)), None),
+            (format!("{} -{}", word(1000), word(10)), None),
+            (format!("title:{}", word(60)), None),
+            ("author:author17".into(), None),
+            (format!("{}{}", hanzi(0), hanzi(1)), None),
+            (hanzi(40).to_string(), None),
+            (word(2000), Some(Format::Epub)),
+        ];
+        let mut all = Vec::new();
+        let mut per_query = Vec::new();
+        for (q, format) in &queries {
+            let request = SearchRequest {
+                query: q.clone(),
+                path: None,
+                format: *format,
+                limit: 10,
+                offset: 0,
+                pages_per_document: 3,
+            };
+            let mut times = Vec::new();
+            let mut hits = 0;
+            for round in 0..6 {
+                let t = Instant::now();
+                let r = search::search(s.as_mut(), &request).unwrap();
+                let ms = t.elapsed().as_secs_f64() * 1000.0;
+                hits = r.total_pages;
+                // The first round warms the cache and is not counted.
+                if round > 0 {
+                    times.push(ms);
+                }
+            }
+            times.sort_by(f64::total_cmp);
+            per_query.push(json!({"query": q, "format": format.map(|f| f.as_str()), "matching_pages": hits, "median_ms": times[times.len() / 2]}));
+            all.extend(times);
+        }
+        all.sort_by(f64::total_cmp);
+        let pct = |p: f64| all[((all.len() as f64 * p).ceil() as usize).saturating_sub(1)];
+        let mut out = json!({
+            "store": name,
+            "pages": pages,
+            "documents": docs,
+            "fill_s": fill_s,
+            "p50_ms": pct(0.5),
+            "p95_ms": pct(0.95),
+            "queries": per_query,
+        });
+        if !store::is_postgres(db) {
+            drop(s);
+            let conn = rusqlite::Connection::open(db).unwrap();
+            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+                .unwrap();
+            let total = std::fs::metadata(db).unwrap().len() as f64;
+            let fts: f64 = conn
+                .query_row(
+                    "SELECT sum(pgsize) FROM dbstat WHERE name LIKE 'pages_fts%'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap_or(f64::NAN);
+            out["bytes_per_page"] = (total / pages as f64).into();
+            out["index_bytes_per_page"] = (fts / pages as f64).into();
+        }
+        eprintln!("{out}");
+        out
+    }
+}

@@ -311,7 +311,8 @@ pub fn parse(src: &str) -> Result<Query, QueryError> {
 /// The query language, for `docmill search --help`.
 pub const HELP: &str = "\
 Query language (the same on SQLite and PostgreSQL):
-  word word          pages with every word (letter case and accents do not matter)
+  word word          pages with every word (letter case does not matter, nor accents
+                     on SQLite)
   \"a phrase\"         the words next to each other, in this order
   gradi*             words that start with gradi; \"a phr\"* works too
   -word, NOT word    pages without the word (or -\"a phrase\")
