@@ -102,7 +102,7 @@ fn export(s: &mut dyn Store) -> String {
 
 /// One found page: where, its score, and the words marked in its snippet.
 #[derive(Debug)]
-struct Found1 {
+struct BestPage {
     path: String,
     page: u32,
     score: f64,
@@ -110,7 +110,7 @@ struct Found1 {
 }
 
 /// The best page of each of the first `limit` documents matching `query`.
-fn find(s: &mut dyn Store, query: &str, limit: usize) -> Vec<Found1> {
+fn find(s: &mut dyn Store, query: &str, limit: usize) -> Vec<BestPage> {
     let request = SearchRequest {
         query: query.into(),
         path: None,
@@ -125,7 +125,7 @@ fn find(s: &mut dyn Store, query: &str, limit: usize) -> Vec<Found1> {
         .into_iter()
         .map(|d| {
             let hit = &d.hits[0];
-            Found1 {
+            BestPage {
                 path: d.path.clone(),
                 page: hit.page,
                 score: hit.score,
