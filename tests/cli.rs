@@ -301,7 +301,7 @@ fn colour_follows_the_flag_and_the_environment() {
     ] {
         assert!(!plain.contains(escape), "{plain:?}");
         // Without colour the hits are still marked.
-        assert!(plain.contains("[mock]"), "{plain:?}");
+        assert!(plain.contains("»mock«"), "{plain:?}");
     }
     env.assert_no_leftovers();
 }

@@ -4,6 +4,8 @@
 pub const OK: i32 = 0;
 /// The run finished, but some documents failed or were quarantined.
 pub const SOME_FAILED: i32 = 1;
+/// `docmill search` found nothing (as grep says it).
+pub const NO_MATCH: i32 = 1;
 /// Usage or configuration error: bad flags, unusable database path, ...
 pub const USAGE: i32 = 2;
 /// Interrupted by SIGINT (128 + 2).

@@ -8,51 +8,19 @@ use std::path::Path;
 use docmill_protocol::exit_codes;
 
 use crate::metrics::report::ReportError;
+use crate::search::SearchRequest;
 use crate::store;
-use crate::store::{SqliteStore, HIT_END, HIT_START};
+use crate::store::SqliteStore;
 
-/// How search marks the matched words in a snippet.
-pub enum Highlight {
-    /// This style where colour is on.
-    Style(anstyle::Style),
-    /// `[word]` where it is off, so that hits still stand out in a pipe.
-    Brackets,
-}
-
+/// Searches the index; matches are styled in colour where `colored`, and
+/// marked `»…«` otherwise.
 pub fn search(
     db: &Path,
-    query: &str,
-    limit: usize,
+    request: &SearchRequest,
     json: bool,
-    highlight: Highlight,
+    colored: bool,
 ) -> anyhow::Result<i32> {
-    let mut catalog = store::open_existing(db)?;
-    let hits = catalog.search(query, limit)?;
-    let (on, off) = match highlight {
-        Highlight::Style(style) => (style.render().to_string(), style.render_reset().to_string()),
-        Highlight::Brackets => ("[".to_string(), "]".to_string()),
-    };
-    let mut out = io::stdout().lock();
-    for hit in &hits {
-        if json {
-            let mut plain = hit.clone();
-            plain.snippet = plain.snippet.replace(HIT_START, "[").replace(HIT_END, "]");
-            serde_json::to_writer(&mut out, &plain)?;
-            writeln!(out)?;
-        } else {
-            let snippet = hit.snippet.replace(HIT_START, &on).replace(HIT_END, &off);
-            writeln!(
-                out,
-                "{}:{}  ({:.2})\n    {}",
-                hit.path, hit.page, hit.score, snippet
-            )?;
-        }
-    }
-    out.flush()?;
-    if hits.is_empty() && !json {
-        eprintln!("docmill: no matches for {query:?}");
-    }
-    Ok(exit_codes::OK)
+    crate::search::present::command(db, request, json, colored)
 }
 
 pub fn status(db: &Path, json: bool) -> anyhow::Result<i32> {

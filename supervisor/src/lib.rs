@@ -11,6 +11,7 @@ mod pool;
 mod run;
 pub mod scale;
 mod schedule;
+pub mod search;
 mod signals;
 pub mod sniff;
 pub mod store;

@@ -334,16 +334,48 @@ pub struct IndexArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(after_long_help = crate::search::HELP)]
 pub struct SearchArgs {
-    /// The query (FTS5 syntax: words, "phrases", OR, NOT, prefix*).
+    /// The query: words, "phrases", prefix*, -word, OR, title:/author:/path:
+    /// (see --help).
     #[arg(required = true)]
     pub query: Vec<String>,
     #[command(flatten)]
     pub db: DbArg,
-    /// The most hits to show, 1 to 10000.
+    /// How many documents to show, 1 to 10000.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub limit: u64,
-    /// One JSON object per hit.
+    /// Skip this many documents of the ranking (for paging).
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
+    /// The best pages shown per document.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub pages_per_doc: u32,
+    /// Only documents whose path matches this glob (`*` any characters, `/`
+    /// included; `?` one), e.g. '*/papers/*'.
+    #[arg(long, value_name = "GLOB")]
+    pub path: Option<String>,
+    /// Only documents of this format.
+    #[arg(long, value_parser = ["pdf", "epub"])]
+    pub format: Option<String>,
+    /// One JSON object: totals, and documents with their hits, snippets,
+    /// match offsets and links.
     #[arg(long)]
     pub json: bool,
+}
+
+impl SearchArgs {
+    pub fn request(&self) -> crate::search::SearchRequest {
+        crate::search::SearchRequest {
+            query: self.query.join(" "),
+            path: self.path.clone(),
+            format: self
+                .format
+                .as_deref()
+                .and_then(docmill_protocol::Format::parse),
+            limit: self.limit as usize,
+            offset: self.offset,
+            pages_per_document: self.pages_per_doc as usize,
+        }
+    }
 }

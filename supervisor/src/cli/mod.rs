@@ -21,6 +21,7 @@ use args::{Cli, Command, DbArg};
 use location::DbChoice;
 
 pub use location::default_db;
+pub use output::HIT as HIT_STYLE;
 pub use values::{MIN_WORKER_FDS, MIN_WORKER_MEM};
 
 /// Runs the command line and returns the process exit code.
@@ -65,19 +66,12 @@ pub fn main() -> i32 {
                 }
             }
         }
-        Command::Search(a) => reading(db(a.db), |p| {
-            commands::search(
-                p,
-                &a.query.join(" "),
-                a.limit as usize,
-                a.json,
-                if output::stdout_colored() {
-                    commands::Highlight::Style(output::HIT)
-                } else {
-                    commands::Highlight::Brackets
-                },
-            )
-        }),
+        Command::Search(a) => {
+            let request = a.request();
+            reading(db(a.db), |p| {
+                commands::search(p, &request, a.json, output::stdout_colored())
+            })
+        }
         Command::Status { db: d, json } => reading(db(d), |p| commands::status(p, json)),
         Command::Export { db: d, output, .. } => {
             reading(db(d), |p| commands::export(p, output.as_deref()))

@@ -22,9 +22,9 @@ pub use sqlite::{
     APPLICATION_ID,
 };
 pub use types::{
-    expiry_ms, now_ms, Claim, DiscoverCounts, DocState, Failure, Finished, FinishedResult, Found,
-    FoundKind, Merged, QueuedDoc, RetryPolicy, SearchHit, Status, TooNew, Written, HIT_END,
-    HIT_START,
+    expiry_ms, now_ms, Claim, DiscoverCounts, DocState, DocumentMatch, Failure, Finished,
+    FinishedResult, Found, FoundKind, Merged, PageMatch, PageMatches, PageSearch, QueuedDoc,
+    RetryPolicy, Status, TooNew, Written,
 };
 
 pub use pg::PgStore;
@@ -169,7 +169,8 @@ pub trait Store {
     /// Unexpired leases held by owners other than `owner`: work another
     /// supervisor may still finish, or leave for us once its lease expires.
     fn held_elsewhere(&mut self, owner: &str) -> Result<u64, StoreError>;
-    fn search(&mut self, query: &str, limit: usize) -> Result<Vec<SearchHit>, StoreError>;
+    /// Pages matching a query, grouped by document, best first.
+    fn search(&mut self, search: &PageSearch<'_>) -> Result<PageMatches, StoreError>;
     fn status(&mut self) -> Result<Status, StoreError>;
     /// One JSON object per page, ordered by path then page.
     fn export(&mut self, out: &mut dyn Write) -> Result<u64, StoreError>;

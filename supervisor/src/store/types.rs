@@ -288,17 +288,54 @@ pub fn expiry_ms(lease: std::time::Duration) -> i64 {
     now_ms() + lease.as_millis() as i64
 }
 
-/// Marks around a match in a snippet; replaced by the output's own style.
-pub const HIT_START: &str = "\u{2}";
-pub const HIT_END: &str = "\u{3}";
+/// A search as a store runs it: a parsed query, the filters, and which
+/// documents of the ranking to return.
+#[derive(Clone, Debug)]
+pub struct PageSearch<'a> {
+    pub query: &'a crate::search::Query,
+    /// Only documents whose path matches this SQL `LIKE` pattern (`\`
+    /// escapes), compared without regard to ASCII letter case.
+    pub path_like: Option<String>,
+    pub format: Option<Format>,
+    /// How many documents, after skipping `skip` of them.
+    pub documents: usize,
+    pub skip: usize,
+    /// The best pages returned per document.
+    pub pages_per_document: usize,
+}
 
-#[derive(Clone, Debug, Serialize)]
-pub struct SearchHit {
-    pub path: String,
-    pub page: u32,
-    /// Higher is better (the negated bm25 rank).
+/// What a search found: totals over every match, and the documents asked
+/// for, best first, each with its best pages.
+#[derive(Clone, Debug, Default)]
+pub struct PageMatches {
+    pub pages: u64,
+    pub documents: u64,
+    pub found: Vec<DocumentMatch>,
+}
+
+#[derive(Clone, Debug)]
+pub struct DocumentMatch {
+    /// The raw bytes of the path (names need not be UTF-8).
+    pub path: Vec<u8>,
+    pub display_path: String,
+    pub title: Option<String>,
+    pub author: Option<String>,
+    pub format: String,
+    /// How many of its pages match.
+    pub pages: u64,
+    /// Its best page's score; higher is better.
     pub score: f64,
-    pub snippet: String,
+    pub best: Vec<PageMatch>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PageMatch {
+    pub page: u32,
+    /// Higher is better (SQLite: the negated bm25 rank; PostgreSQL:
+    /// `ts_rank`), so comparable within one store only.
+    pub score: f64,
+    /// The page's text as extracted.
+    pub text: String,
 }
 
 #[derive(Clone, Debug, Serialize)]

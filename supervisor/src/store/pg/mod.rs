@@ -27,8 +27,8 @@ use postgres::error::SqlState;
 use postgres::{Client, NoTls, Transaction};
 
 use super::{
-    Claim, DiscoverCounts, Finished, Found, QueuedDoc, RetryPolicy, RunRow, SearchHit, Status,
-    Store, StoreError, Written,
+    Claim, DiscoverCounts, Finished, Found, PageMatches, PageSearch, QueuedDoc, RetryPolicy,
+    RunRow, Status, Store, StoreError, Written,
 };
 use crate::metrics::Snapshot;
 
@@ -280,8 +280,8 @@ impl Store for PgStore {
         PgStore::held_elsewhere(self, owner)
     }
 
-    fn search(&mut self, query: &str, limit: usize) -> Result<Vec<SearchHit>, StoreError> {
-        PgStore::search(self, query, limit)
+    fn search(&mut self, search: &PageSearch<'_>) -> Result<PageMatches, StoreError> {
+        PgStore::search(self, search)
     }
 
     fn status(&mut self) -> Result<Status, StoreError> {

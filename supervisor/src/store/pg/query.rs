@@ -5,8 +5,12 @@ use std::io::Write;
 
 use super::PgStore;
 use crate::metrics::Snapshot;
+use postgres::types::ToSql;
+
+use crate::search::render;
 use crate::store::{
-    now_ms, ExportPage, Failure, SearchHit, Status, StoreError, HIT_END, HIT_START,
+    now_ms, DocumentMatch, ExportPage, Failure, PageMatch, PageMatches, PageSearch, Status,
+    StoreError,
 };
 
 impl PgStore {
@@ -51,37 +55,85 @@ impl PgStore {
         Ok(n as u64)
     }
 
-    pub(super) fn search(
-        &mut self,
-        query: &str,
-        limit: usize,
-    ) -> Result<Vec<SearchHit>, StoreError> {
-        // websearch_to_tsquery takes what people type (quotes, `or`, `-`)
-        // and never fails on syntax, so no second, quoted try is needed.
-        let options = format!(
-            "StartSel={HIT_START}, StopSel={HIT_END}, MaxWords=16, MinWords=6, MaxFragments=1"
-        );
-        let rows = self.client.query(
-            "WITH q AS (SELECT websearch_to_tsquery('simple', $1) AS q),
-             hits AS (
-                 SELECT d.display_path, d.path, p.page, p.text, ts_rank(p.tsv, q.q)::float8 AS rank
+    pub(super) fn search(&mut self, search: &PageSearch<'_>) -> Result<PageMatches, StoreError> {
+        // The query's terms are bound from $6 on.
+        let (tsquery, terms) = render::tsquery(search.query, 6);
+        let sql = format!(
+            "WITH q AS (SELECT {tsquery} AS q),
+             hits AS MATERIALIZED (
+                 SELECT p.doc_id AS doc, p.page AS page, ts_rank(p.tsv, q.q)::float8 AS score
                  FROM pages p JOIN documents d ON d.id = p.doc_id, q
                  WHERE p.tsv @@ q.q
-                 ORDER BY rank DESC, d.path, p.page
-                 LIMIT $2)
-             SELECT display_path, page, rank, ts_headline('simple', text, (SELECT q FROM q), $3)
-             FROM hits ORDER BY rank DESC, path, page",
-            &[&query, &(limit as i64), &options],
-        )?;
-        Ok(rows
-            .iter()
-            .map(|r| SearchHit {
-                path: r.get(0),
-                page: r.get::<_, i64>(1) as u32,
-                score: r.get(2),
-                snippet: r.get::<_, String>(3).replace(['\n', '\r'], " "),
-            })
-            .collect())
+                   AND ($1::text IS NULL OR d.display_path ILIKE $1)
+                   AND ($2::text IS NULL OR d.format = $2)),
+             ranked AS (
+                 SELECT doc, page, score,
+                        row_number() OVER (PARTITION BY doc ORDER BY score DESC, page) AS r,
+                        count(*) OVER (PARTITION BY doc) AS n
+                 FROM hits),
+             docs AS (
+                 SELECT ranked.doc, ranked.n, ranked.score AS best,
+                        row_number() OVER (ORDER BY ranked.score DESC, d.path) AS place,
+                        count(*) OVER () AS ndocs, sum(ranked.n) OVER () AS npages
+                 FROM ranked JOIN documents d ON d.id = ranked.doc
+                 WHERE ranked.r = 1)
+             SELECT docs.ndocs, docs.npages::bigint, docs.n, docs.best, d.path, d.display_path,
+                    d.title, d.author, d.format, ranked.page, ranked.score, p.text
+             FROM docs
+             JOIN ranked ON ranked.doc = docs.doc AND ranked.r <= $3
+             JOIN documents d ON d.id = docs.doc
+             JOIN pages p ON p.doc_id = ranked.doc AND p.page = ranked.page
+             WHERE docs.place > $4 AND docs.place <= $4 + $5
+             ORDER BY docs.place, ranked.r"
+        );
+        let format = search.format.map(|f| f.as_str());
+        let per_doc = search.pages_per_document as i64;
+        let skip = search.skip as i64;
+        let documents = search.documents as i64;
+        let mut params: Vec<&(dyn ToSql + Sync)> =
+            vec![&search.path_like, &format, &per_doc, &skip, &documents];
+        for t in &terms {
+            params.push(t);
+        }
+        let rows = self.client.query(&sql, &params)?;
+        let mut out = PageMatches::default();
+        for r in &rows {
+            out.documents = r.get::<_, i64>(0) as u64;
+            out.pages = r.get::<_, i64>(1) as u64;
+            let path: Vec<u8> = r.get(4);
+            if out.found.last().is_none_or(|d| d.path != path) {
+                out.found.push(DocumentMatch {
+                    path,
+                    display_path: r.get(5),
+                    title: r.get(6),
+                    author: r.get(7),
+                    format: r.get(8),
+                    pages: r.get::<_, i64>(2) as u64,
+                    score: r.get(3),
+                    best: Vec::new(),
+                });
+            }
+            if let Some(doc) = out.found.last_mut() {
+                doc.best.push(PageMatch {
+                    page: r.get::<_, i64>(9) as u32,
+                    score: r.get(10),
+                    text: r.get(11),
+                });
+            }
+        }
+        if out.found.is_empty() && search.skip > 0 {
+            // Paged past the end: the totals still tell what there is.
+            let all = PageSearch {
+                skip: 0,
+                documents: 1,
+                pages_per_document: 1,
+                ..search.clone()
+            };
+            let first = self.search(&all)?;
+            out.pages = first.pages;
+            out.documents = first.documents;
+        }
+        Ok(out)
     }
 
     pub(super) fn status(&mut self) -> Result<Status, StoreError> {

@@ -5,8 +5,10 @@ use postgres::Client;
 
 use crate::store::{StoreError, TooNew};
 
-/// The schema this docmill writes; a newer one is refused.
-const VERSION: i64 = 1;
+/// The schema this docmill writes; a newer one is refused. 2: pages' text
+/// vectors hold their document's title, author and path, and CJK text as
+/// two-character grams (`index_sql`).
+const VERSION: i64 = 2;
 
 /// Serialises schema creation among supervisors that start together (the
 /// key is "docmill" in ASCII).
@@ -69,11 +71,10 @@ CREATE TABLE IF NOT EXISTS pages (
     page    BIGINT NOT NULL,
     text    TEXT NOT NULL,
     flags   BIGINT NOT NULL DEFAULT 0,
-    tsv     tsvector GENERATED ALWAYS AS (to_tsvector('simple', text)) STORED,
+    tsv     tsvector,
     outbox  BIGINT NOT NULL DEFAULT nextval('outbox_seq'),
     PRIMARY KEY (doc_id, page)
 );
-CREATE INDEX IF NOT EXISTS pages_tsv ON pages USING GIN (tsv);
 CREATE INDEX IF NOT EXISTS pages_outbox ON pages (outbox);
 CREATE TABLE IF NOT EXISTS page_removals (
     outbox  BIGINT PRIMARY KEY DEFAULT nextval('outbox_seq'),
@@ -148,6 +149,89 @@ CREATE TABLE IF NOT EXISTS samples (
 CREATE INDEX IF NOT EXISTS samples_run ON samples(run_id, t_ms);
 "#;
 
+/// The text index, made after the tables: `pages.tsv` is the page's text
+/// (weight D) with its document's title (A), author (B) and path (C), every
+/// part as `docmill_fts_text` gives it: CJK runs as two-character grams, the
+/// same bytes as the SQLite index's (search/cjk.rs). A trigger fills it as
+/// a page is written, and again for every page of a document whose title,
+/// author or path changes. `docmill_term` turns one query term into a
+/// `tsquery` of those weights (search/render.rs builds the rest).
+fn index_sql() -> String {
+    let class = crate::search::cjk::regex_class();
+    let not_class = format!("[^{}", &class[1..]);
+    format!(
+        r#"
+CREATE OR REPLACE FUNCTION docmill_cjk_grams(run text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $f$
+    SELECT CASE WHEN length(run) = 1 THEN run ELSE
+        (SELECT string_agg(substr(run, i, 2), ' ' ORDER BY i)
+         FROM generate_series(1, length(run) - 1) AS i) || ' ' || right(run, 1)
+    END
+$f$;
+CREATE OR REPLACE FUNCTION docmill_fts_text(t text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $f$
+    SELECT CASE WHEN t !~ '{class}' THEN t ELSE (
+        SELECT string_agg(CASE WHEN m[1] ~ '^{class}'
+                               THEN ' ' || docmill_cjk_grams(m[1]) || ' '
+                               ELSE m[1] END, '' ORDER BY n)
+        FROM regexp_matches(t, '{class}+|{not_class}+', 'g') WITH ORDINALITY AS r(m, n))
+    END
+$f$;
+CREATE OR REPLACE FUNCTION docmill_page_tsv(body text, title text, author text, path text)
+RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$
+    SELECT to_tsvector('simple', coalesce(docmill_fts_text(body), ''))
+        || setweight(to_tsvector('simple', coalesce(docmill_fts_text(title), '')), 'A')
+        || setweight(to_tsvector('simple', coalesce(docmill_fts_text(author), '')), 'B')
+        || setweight(to_tsvector('simple',
+               regexp_replace(coalesce(docmill_fts_text(path), ''), '[[:punct:]]+', ' ', 'g')), 'C')
+$f$;
+-- One term: its words as a phrase, each restricted to `weights`, the last
+-- a prefix when asked.
+CREATE OR REPLACE FUNCTION docmill_term(term text, weights text, prefix boolean)
+RETURNS tsquery LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $f$
+    SELECT CASE WHEN prefix THEN regexp_replace(w, ':([A-D]+)$', ':*\1') ELSE w END::tsquery
+    FROM (SELECT regexp_replace(phraseto_tsquery('simple', term)::text,
+                                '''(?:[^'']|'''')*''', '\&:' || weights, 'g') AS w) AS q
+$f$;
+CREATE OR REPLACE FUNCTION docmill_page_indexed() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    SELECT docmill_page_tsv(NEW.text, d.title, d.author, d.display_path) INTO NEW.tsv
+    FROM documents d WHERE d.id = NEW.doc_id;
+    RETURN NEW;
+END
+$f$;
+DROP TRIGGER IF EXISTS pages_indexed ON pages;
+CREATE TRIGGER pages_indexed BEFORE INSERT OR UPDATE OF text, doc_id ON pages
+    FOR EACH ROW EXECUTE FUNCTION docmill_page_indexed();
+CREATE OR REPLACE FUNCTION docmill_document_renamed() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    UPDATE pages SET tsv = docmill_page_tsv(text, NEW.title, NEW.author, NEW.display_path)
+    WHERE doc_id = NEW.id;
+    RETURN NULL;
+END
+$f$;
+DROP TRIGGER IF EXISTS documents_indexed ON documents;
+CREATE TRIGGER documents_indexed AFTER UPDATE OF title, author, display_path ON documents
+    FOR EACH ROW
+    WHEN (OLD.title IS DISTINCT FROM NEW.title OR OLD.author IS DISTINCT FROM NEW.author
+          OR OLD.display_path IS DISTINCT FROM NEW.display_path)
+    EXECUTE FUNCTION docmill_document_renamed();
+CREATE INDEX IF NOT EXISTS pages_tsv ON pages USING GIN (tsv);
+"#
+    )
+}
+
+/// Schema 1 kept `tsv` as a column generated from the text alone: it is
+/// replaced, and filled once from every page (see the README for the cost).
+const UPGRADE_FROM_1: &str = "
+ALTER TABLE pages DROP COLUMN tsv;
+ALTER TABLE pages ADD COLUMN tsv tsvector;
+";
+const FILL_FROM_1: &str = "
+UPDATE pages p SET tsv = docmill_page_tsv(p.text, d.title, d.author, d.display_path)
+FROM documents d WHERE d.id = p.doc_id;
+";
+
 /// Creates the schema, or checks that this docmill knows the one there.
 pub(super) fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let mut tx = client.transaction()?;
@@ -171,8 +255,19 @@ pub(super) fn migrate(client: &mut Client) -> Result<(), StoreError> {
             .into())
         }
         Some(v) if v == VERSION => {}
+        Some(1) => {
+            tx.batch_execute(UPGRADE_FROM_1)?;
+            tx.batch_execute(SCHEMA)?;
+            tx.batch_execute(&index_sql())?;
+            tx.batch_execute(FILL_FROM_1)?;
+            tx.execute(
+                "UPDATE meta SET value = $1 WHERE key = 'schema'",
+                &[&VERSION.to_string()],
+            )?;
+        }
         _ => {
             tx.batch_execute(SCHEMA)?;
+            tx.batch_execute(&index_sql())?;
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema', $1)
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value",

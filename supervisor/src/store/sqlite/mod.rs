@@ -175,6 +175,7 @@ impl SqliteStore {
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         self.conn.pragma_update(None, "foreign_keys", "ON")?;
         self.conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        schema::register_functions(&self.conn)?;
         Ok(())
     }
 
@@ -191,9 +192,19 @@ impl SqliteStore {
             .into());
         }
         if version < schema::VERSION {
-            self.conn.execute_batch(schema::SCHEMA)?;
-            self.conn
-                .pragma_update(None, "user_version", schema::VERSION)?;
+            // Schema 1's index knew neither titles nor CJK grams: it is
+            // made again, once, from the pages (see the README for what
+            // that costs).
+            let tx = self.conn.unchecked_transaction()?;
+            if version == 1 {
+                tx.execute_batch(schema::DROP_V1_INDEX)?;
+            }
+            tx.execute_batch(schema::SCHEMA)?;
+            if version == 1 {
+                tx.execute_batch(schema::FILL_INDEX)?;
+            }
+            tx.pragma_update(None, "user_version", schema::VERSION)?;
+            tx.commit()?;
         } else if !self.has_table("samples")? || !self.has_table("chunks")? {
             // A database made before the samples or chunks tables: it only
             // adds tables (every statement is IF NOT EXISTS), so the version

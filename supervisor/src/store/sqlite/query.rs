@@ -7,7 +7,8 @@ use rusqlite::params;
 use serde::Serialize;
 
 use super::{SqliteError, SqliteStore};
-use crate::store::{Failure, SearchHit, Status, HIT_END, HIT_START};
+use crate::search::render;
+use crate::store::{DocumentMatch, Failure, PageMatch, PageMatches, PageSearch, Status};
 
 #[derive(Serialize)]
 pub struct ExportPage<'a> {
@@ -17,43 +18,93 @@ pub struct ExportPage<'a> {
 }
 
 impl SqliteStore {
-    /// Ranked pages matching `query` (FTS5 syntax; a query that is not valid
-    /// FTS5 is retried as a plain list of words).
-    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, SqliteError> {
-        match self.search_raw(query, limit) {
-            Ok(hits) => Ok(hits),
-            // Hyphens, colons and the like are FTS5 operators; a query that
-            // does not parse is most likely plain words meant literally.
-            Err(SqliteError::Sql(rusqlite::Error::SqliteFailure(_, _))) => {
-                self.search_raw(&quote_words(query), limit)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    fn search_raw(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, SqliteError> {
+    /// Pages matching a query, grouped by document: each document ranked by
+    /// its best page, with its best pages and how many of its pages match.
+    pub fn search(&self, search: &PageSearch<'_>) -> Result<PageMatches, SqliteError> {
+        let expr = render::fts5(search.query);
+        // Title and author count more than a page's words; the path only
+        // filters (`path:`).
         let mut stmt = self.conn.prepare_cached(
-            "SELECT d.display_path, p.page, bm25(pages_fts) AS rank,
-                    snippet(pages_fts, 0, ?3, ?4, '…', 16)
-             FROM pages_fts
-             JOIN pages p ON p.id = pages_fts.rowid
-             JOIN documents d ON d.id = p.doc_id
-             WHERE pages_fts MATCH ?1 AND NOT EXISTS (
-                 SELECT 1 FROM chunks c WHERE c.doc_id = p.doc_id AND c.merged = 0
-                   AND c.status = 'done' AND p.page BETWEEN c.first AND c.last)
-             ORDER BY rank, d.path, p.page
-             LIMIT ?2",
+            "WITH hits AS MATERIALIZED (
+                 SELECT p.doc_id AS doc, p.id AS pid, p.page AS page,
+                        -bm25(pages_fts, 1.0, 4.0, 4.0, 0.0) AS score
+                 FROM pages_fts
+                 JOIN pages p ON p.id = pages_fts.rowid
+                 JOIN documents d ON d.id = p.doc_id
+                 WHERE pages_fts MATCH ?1
+                   AND (?2 IS NULL OR d.display_path LIKE ?2 ESCAPE '\\')
+                   AND (?3 IS NULL OR d.format = ?3)
+                   AND NOT EXISTS (
+                       SELECT 1 FROM chunks c WHERE c.doc_id = p.doc_id AND c.merged = 0
+                         AND c.status = 'done' AND p.page BETWEEN c.first AND c.last)),
+             ranked AS (
+                 SELECT doc, pid, page, score,
+                        row_number() OVER (PARTITION BY doc ORDER BY score DESC, page) AS r,
+                        count(*) OVER (PARTITION BY doc) AS n
+                 FROM hits),
+             docs AS (
+                 SELECT ranked.doc, ranked.n, ranked.score AS best,
+                        row_number() OVER (ORDER BY ranked.score DESC, d.path) AS place,
+                        count(*) OVER () AS ndocs, sum(ranked.n) OVER () AS npages
+                 FROM ranked JOIN documents d ON d.id = ranked.doc
+                 WHERE ranked.r = 1)
+             SELECT docs.ndocs, docs.npages, docs.n, docs.best, d.path, d.display_path,
+                    d.title, d.author, d.format, ranked.page, ranked.score, p.text
+             FROM docs
+             JOIN ranked ON ranked.doc = docs.doc AND ranked.r <= ?6
+             JOIN documents d ON d.id = docs.doc
+             JOIN pages p ON p.id = ranked.pid
+             WHERE docs.place > ?4 AND docs.place <= ?4 + ?5
+             ORDER BY docs.place, ranked.r",
         )?;
-        let rows = stmt.query_map(params![query, limit as i64, HIT_START, HIT_END], |r| {
-            let rank: f64 = r.get(2)?;
-            Ok(SearchHit {
-                path: r.get(0)?,
-                page: r.get(1)?,
-                score: -rank,
-                snippet: r.get::<_, String>(3)?.replace(['\n', '\r'], " "),
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let format = search.format.map(|f| f.as_str());
+        let mut rows = stmt.query(params![
+            expr,
+            search.path_like,
+            format,
+            search.skip as i64,
+            search.documents as i64,
+            search.pages_per_document as i64,
+        ])?;
+        let mut out = PageMatches::default();
+        while let Some(r) = rows.next()? {
+            out.documents = r.get::<_, i64>(0)? as u64;
+            out.pages = r.get::<_, i64>(1)? as u64;
+            let path: Vec<u8> = r.get(4)?;
+            if out.found.last().is_none_or(|d| d.path != path) {
+                out.found.push(DocumentMatch {
+                    path,
+                    display_path: r.get(5)?,
+                    title: r.get(6)?,
+                    author: r.get(7)?,
+                    format: r.get(8)?,
+                    pages: r.get::<_, i64>(2)? as u64,
+                    score: r.get(3)?,
+                    best: Vec::new(),
+                });
+            }
+            if let Some(doc) = out.found.last_mut() {
+                doc.best.push(PageMatch {
+                    page: r.get(9)?,
+                    score: r.get(10)?,
+                    text: r.get(11)?,
+                });
+            }
+        }
+        drop(rows);
+        if out.found.is_empty() && search.skip > 0 {
+            // Paged past the end: the totals still tell what there is.
+            let all = PageSearch {
+                skip: 0,
+                documents: 1,
+                pages_per_document: 1,
+                ..search.clone()
+            };
+            let first = self.search(&all)?;
+            out.pages = first.pages;
+            out.documents = first.documents;
+        }
+        Ok(out)
     }
 
     pub fn status(&self) -> Result<Status, SqliteError> {
@@ -140,15 +191,6 @@ pub enum ExportError {
     Sql(#[from] rusqlite::Error),
     #[error("cannot write the export")]
     Write(#[from] std::io::Error),
-}
-
-/// Turns arbitrary text into an FTS5 query of quoted words (all must match).
-fn quote_words(query: &str) -> String {
-    query
-        .split_whitespace()
-        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 impl SqliteStore {

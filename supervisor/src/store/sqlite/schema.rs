@@ -2,7 +2,9 @@
 //! from the start, so a shared store for several machines is another
 //! implementation of the same claims, not a rewrite.
 
-pub const VERSION: i64 = 1;
+/// 2: the full-text index covers titles, authors and paths, and sees CJK
+/// text as two-character grams (`upgrade_index`).
+pub const VERSION: i64 = 2;
 
 /// Columns added after a table was first released: (table, column, type).
 /// Added in place when missing; older docmills ignore them.
@@ -65,10 +67,16 @@ CREATE TABLE IF NOT EXISTS pages (
     UNIQUE (doc_id, page)
 );
 
+-- The full-text index: one row per page, holding the page's text and its
+-- document's title, author and path, each as `docmill_fts_text` gives it
+-- (CJK runs as two-character grams; see search/cjk.rs). It keeps no copy
+-- of the text (`content = ''`): hits are read from `pages`, and a row is
+-- deleted by its id alone (`contentless_delete`), so removing a page never
+-- needs the values it was indexed with.
 CREATE VIRTUAL TABLE IF NOT EXISTS pages_fts USING fts5(
-    text,
-    content = 'pages',
-    content_rowid = 'id',
+    text, title, author, path,
+    content = '',
+    contentless_delete = 1,
     tokenize = 'unicode61 remove_diacritics 2'
 );
 -- Merge index segments 16 at a time instead of 4: a bulk run writes one
@@ -77,14 +85,34 @@ CREATE VIRTUAL TABLE IF NOT EXISTS pages_fts USING fts5(
 -- reads a few more segments.
 INSERT INTO pages_fts(pages_fts, rank) VALUES ('automerge', 16);
 CREATE TRIGGER IF NOT EXISTS pages_ai AFTER INSERT ON pages BEGIN
-    INSERT INTO pages_fts(rowid, text) VALUES (new.id, new.text);
+    INSERT INTO pages_fts(rowid, text, title, author, path)
+    SELECT new.id, docmill_fts_text(new.text), docmill_fts_text(d.title),
+           docmill_fts_text(d.author), docmill_fts_text(d.display_path)
+    FROM documents d WHERE d.id = new.doc_id;
 END;
 CREATE TRIGGER IF NOT EXISTS pages_ad AFTER DELETE ON pages BEGIN
-    INSERT INTO pages_fts(pages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    DELETE FROM pages_fts WHERE rowid = old.id;
 END;
-CREATE TRIGGER IF NOT EXISTS pages_au AFTER UPDATE ON pages BEGIN
-    INSERT INTO pages_fts(pages_fts, rowid, text) VALUES ('delete', old.id, old.text);
-    INSERT INTO pages_fts(rowid, text) VALUES (new.id, new.text);
+CREATE TRIGGER IF NOT EXISTS pages_au AFTER UPDATE OF text, doc_id ON pages BEGIN
+    DELETE FROM pages_fts WHERE rowid = old.id;
+    INSERT INTO pages_fts(rowid, text, title, author, path)
+    SELECT new.id, docmill_fts_text(new.text), docmill_fts_text(d.title),
+           docmill_fts_text(d.author), docmill_fts_text(d.display_path)
+    FROM documents d WHERE d.id = new.doc_id;
+END;
+-- A document's title is written with its pages, before them; it changes
+-- after them only when the last chunk of a split document merges it (or a
+-- changed file gets a new title), and then its pages are indexed again.
+CREATE TRIGGER IF NOT EXISTS documents_fts AFTER UPDATE OF title, author, display_path
+ON documents
+WHEN old.title IS NOT new.title OR old.author IS NOT new.author
+  OR old.display_path IS NOT new.display_path
+BEGIN
+    DELETE FROM pages_fts WHERE rowid IN (SELECT id FROM pages WHERE doc_id = new.id);
+    INSERT INTO pages_fts(rowid, text, title, author, path)
+    SELECT p.id, docmill_fts_text(p.text), docmill_fts_text(new.title),
+           docmill_fts_text(new.author), docmill_fts_text(new.display_path)
+    FROM pages p WHERE p.doc_id = new.id;
 END;
 
 -- Every finished attempt, kept for status and for the run's record.
@@ -152,3 +180,35 @@ CREATE TABLE IF NOT EXISTS samples (
 );
 CREATE INDEX IF NOT EXISTS samples_run ON samples(run_id, t_ms);
 "#;
+
+/// What a database of schema 1 had for its index: dropped before the new
+/// one is made.
+pub const DROP_V1_INDEX: &str = "
+DROP TRIGGER IF EXISTS pages_ai;
+DROP TRIGGER IF EXISTS pages_ad;
+DROP TRIGGER IF EXISTS pages_au;
+DROP TABLE IF EXISTS pages_fts;
+";
+
+/// Fills a new, empty index from the pages and documents there.
+pub const FILL_INDEX: &str = "
+INSERT INTO pages_fts(rowid, text, title, author, path)
+SELECT p.id, docmill_fts_text(p.text), docmill_fts_text(d.title),
+       docmill_fts_text(d.author), docmill_fts_text(d.display_path)
+FROM pages p JOIN documents d ON d.id = p.doc_id;
+";
+
+/// Registers the SQL functions the index's triggers call; every connection
+/// that writes pages needs them.
+pub fn register_functions(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "docmill_fts_text",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let text = ctx.get_raw(0).as_str_or_null()?;
+            Ok(text.map(|t| crate::search::cjk::index_text(t).into_owned()))
+        },
+    )
+}

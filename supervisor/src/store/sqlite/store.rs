@@ -9,8 +9,8 @@ use std::time::Duration;
 use super::{ExportError, SqliteError, SqliteStore};
 use crate::metrics::Snapshot;
 use crate::store::{
-    Claim, DiscoverCounts, Finished, Found, QueuedDoc, RetryPolicy, RunRow, SearchHit, Status,
-    Store, StoreError, Written,
+    Claim, DiscoverCounts, Finished, Found, PageMatches, PageSearch, QueuedDoc, RetryPolicy,
+    RunRow, Status, Store, StoreError, Written,
 };
 use docmill_protocol::PageRange;
 
@@ -110,8 +110,8 @@ impl Store for SqliteStore {
         Ok(SqliteStore::held_elsewhere(self, owner)?)
     }
 
-    fn search(&mut self, query: &str, limit: usize) -> Result<Vec<SearchHit>, StoreError> {
-        Ok(SqliteStore::search(self, query, limit)?)
+    fn search(&mut self, search: &PageSearch<'_>) -> Result<PageMatches, StoreError> {
+        Ok(SqliteStore::search(self, search)?)
     }
 
     fn status(&mut self) -> Result<Status, StoreError> {
