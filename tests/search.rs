@@ -306,7 +306,7 @@ fn postgres_answers_as_sqlite_does() {
     assert_eq!(set(a), set(b));
 
     // A shared database of schema 1 (tsv from the text alone) is upgraded
-    // by the first docmill that connects.
+    // by the next index run (reading commands never write).
     let mut client = cluster.client("search");
     client
         .batch_execute(
@@ -319,6 +319,10 @@ fn postgres_answers_as_sqlite_does() {
              UPDATE meta SET value = '1' WHERE key = 'schema';",
         )
         .unwrap();
+    let r = pg.run(&[&"search", &"排版"]);
+    r.assert_code(2);
+    assert!(r.stderr().contains("run `docmill index`"), "{}", r.dump());
+    index(&pg);
     assert_eq!(
         total(&json(&pg, &["排版"], 0)),
         total(&json(&lite, &["排版"], 0))
@@ -333,7 +337,7 @@ fn postgres_answers_as_sqlite_does() {
 }
 
 #[test]
-fn an_index_of_schema_1_is_rebuilt_on_open() {
+fn an_index_of_schema_1_is_rebuilt_by_the_next_index_run() {
     let env = Env::new();
     let paper = corpus().join("pdf/pdfjs-tracemonkey.pdf");
     env.run(&[&"index", &"--quiet", &paper]).assert_code(0);
@@ -353,6 +357,11 @@ fn an_index_of_schema_1_is_rebuilt_on_open() {
         )
         .unwrap();
     }
+    // Reading never writes, so a search asks for the run that upgrades.
+    let r = env.run(&[&"search", &"loop"]);
+    r.assert_code(2);
+    assert!(r.stderr().contains("run `docmill index`"), "{}", r.dump());
+    env.run(&[&"index", &"--quiet", &paper]).assert_code(0);
     let r = json(&env, &["path:tracemonkey", "loop"], 0);
     assert_eq!(names(&r), BTreeSet::from(["pdfjs-tracemonkey.pdf".into()]));
     let conn = env.sql();
