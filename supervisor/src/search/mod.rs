@@ -90,14 +90,26 @@ pub struct Hit {
 /// and marks each hit's snippet.
 pub fn search(store: &mut dyn Store, request: &SearchRequest) -> Result<Results, SearchError> {
     let query = parse(&request.query)?;
-    let found = store.search(&PageSearch {
+    let asked = PageSearch {
         query: &query,
         path_like: request.path.as_deref().map(glob_to_like),
         format: request.format,
         documents: request.limit,
         skip: request.offset,
         pages_per_document: request.pages_per_document.max(1),
-    })?;
+    };
+    let mut found = store.search(&asked)?;
+    if found.found.is_empty() && asked.skip > 0 {
+        // Paged past the end: the totals still tell what there is.
+        let first = store.search(&PageSearch {
+            skip: 0,
+            documents: 1,
+            pages_per_document: 1,
+            ..asked.clone()
+        })?;
+        found.pages = first.pages;
+        found.documents = first.documents;
+    }
     Ok(Results {
         query: request.query.clone(),
         total_pages: found.pages,

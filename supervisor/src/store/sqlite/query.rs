@@ -92,18 +92,6 @@ impl SqliteStore {
             }
         }
         drop(rows);
-        if out.found.is_empty() && search.skip > 0 {
-            // Paged past the end: the totals still tell what there is.
-            let all = PageSearch {
-                skip: 0,
-                documents: 1,
-                pages_per_document: 1,
-                ..search.clone()
-            };
-            let first = self.search(&all)?;
-            out.pages = first.pages;
-            out.documents = first.documents;
-        }
         Ok(out)
     }
 
