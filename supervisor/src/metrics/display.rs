@@ -195,13 +195,7 @@ fn memory(s: &Snapshot) -> String {
 }
 
 fn bytes(b: u64) -> String {
-    const MIB: f64 = (1u64 << 20) as f64;
-    let m = b as f64 / MIB;
-    if m >= 1024.0 {
-        format!("{:.1} GiB", m / 1024.0)
-    } else {
-        format!("{m:.0} MiB")
-    }
+    crate::units::format_size(b)
 }
 
 #[cfg(test)]
@@ -237,7 +231,7 @@ mod tests {
         let line = plain_line(&s, &r);
         assert_eq!(
             line,
-            "10/20 docs (1 failed), 300 pages; 9 docs/min, 270 pages/min, ETA 1m00s; workers 3/4 busy (1..8); queue 7 (tiny 5, large 2); CPU 0%; memory 512 MiB of 2.0 GiB; fds 30/1024"
+            "10/20 docs (1 failed), 300 pages; 9 docs/min, 270 pages/min, ETA 1m00s; workers 3/4 busy (1..8); queue 7 (tiny 5, large 2); CPU 0%; memory 512.0 MiB of 2.0 GiB; fds 30/1024"
         );
         assert!(status_lines(&s, &r).contains("workers 3 busy, 1 idle (bounds 1..8)"));
     }

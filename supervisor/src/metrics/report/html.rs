@@ -52,9 +52,8 @@ pub(super) fn page(data: &ReportData, s: &Summary, charts: &[(String, String)]) 
     row(
         &mut h,
         "peak memory",
-        &s.peak_memory_bytes.map_or("not sampled".into(), |b| {
-            format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64)
-        }),
+        &s.peak_memory_bytes
+            .map_or("not sampled".into(), crate::units::format_size),
     );
     row(&mut h, "samples", &data.samples.len().to_string());
     h.push_str("</table>\n");
