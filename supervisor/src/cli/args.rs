@@ -198,11 +198,16 @@ pub struct IndexArgs {
     #[arg(long, help_heading = LIMITS, default_value = "256", value_name = "N",
           value_parser = worker_fds)]
     pub worker_fds: u64,
-    /// Fixed deadline per job, at least 100ms (default: 60s plus 2s per MiB,
-    /// doubled per retry).
+    /// Fixed deadline per job, at least 100ms (default: 10s plus 2s per MiB
+    /// and 250ms per page, doubled per retry).
     #[arg(long, help_heading = LIMITS, value_name = "DURATION",
           value_parser = duration_at_least(MIN_TIMEOUT))]
     pub timeout: Option<Duration>,
+    /// End a job that finishes no page for this long, at least 100ms
+    /// (default: 10s, doubled per retry); a PDF goes to the next engine.
+    #[arg(long, help_heading = LIMITS, value_name = "DURATION",
+          value_parser = duration_at_least(MIN_TIMEOUT))]
+    pub page_timeout: Option<Duration>,
     /// Kill a worker that sends no heartbeat for this long (at least 500ms).
     #[arg(long, help_heading = LIMITS, default_value = "10s", value_name = "DURATION",
           value_parser = duration_at_least(MIN_HEARTBEAT_TIMEOUT))]

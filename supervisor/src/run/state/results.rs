@@ -73,6 +73,13 @@ impl State {
             self.file_changed(job, size, mtime_ns, pid);
             return;
         }
+        tracing::debug!(
+            path = %job.doc.path.display(),
+            pages = job.pages.len(),
+            slowest_ms = job.slowest.as_millis() as u64,
+            "extracted; the slowest page took {:.3}s",
+            job.slowest.as_secs_f64()
+        );
         self.recent_jobs += 1;
         self.totals.record(Fact::Attempt(Outcome::Done));
         let mut job = job;
