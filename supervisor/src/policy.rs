@@ -76,14 +76,18 @@ impl Default for Timeouts {
     }
 }
 
-/// The default `--page-timeout`. The slowest page of the sample corpus took
-/// 0.11 s with `pdftotext`, 0.06 s with `mutool` and 1.1 s with the
-/// built-in engine (release build, on a loaded two-core machine; README,
-/// "Deadlines"): ten seconds leaves a margin of nine times the slowest.
+/// The default `--page-timeout`. The longest wait for a page of the sample
+/// corpus's PDFs, as the supervisor sees it (opening the file and starting
+/// the tool included), was 0.32 s with the built-in engine, 0.30 s with
+/// `pdftotext` and 0.14 s with `mutool` (release build, one worker, on a
+/// two-core machine with a load of 7; README, "Deadlines"): ten seconds is
+/// thirty times the slowest.
 pub const PAGE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What each page adds to a job's deadline: the corpus's slowest document
-/// per page, with the same margin, rounded up.
+/// What each page adds to a job's deadline. The slowest document of more
+/// than one page took 20 ms a page (the built-in engine on a 345-page
+/// manual): a quarter second is twelve times that, and the base covers the
+/// one-page documents (0.32 s at most).
 const PER_PAGE: Duration = Duration::from_millis(250);
 
 /// The deadline of a job on `size` bytes of its file that is to give
