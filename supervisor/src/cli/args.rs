@@ -258,10 +258,10 @@ pub struct IndexArgs {
     #[arg(long, help_heading = SCHEDULING, default_value = "500MiB", value_name = "SIZE",
           value_parser = size_at_least(1))]
     pub massive_bytes: u64,
-    /// Pages per chunk job of a massive PDF.
-    #[arg(long, help_heading = SCHEDULING, value_name = "N", default_value_t = 1000,
+    /// Most pages per chunk job (default: one chunk per worker).
+    #[arg(long, help_heading = SCHEDULING, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
-    pub chunk_pages: u32,
+    pub chunk_pages: Option<u32>,
     /// With two or more workers, split a PDF with more pages than this into
     /// one chunk per worker (at least 50 pages each), so that a long
     /// document is shared instead of finishing last, alone.

@@ -66,7 +66,7 @@ fn config() -> RunConfig {
             enabled: false,
             massive_pages: 1000,
             massive_bytes: 500 << 20,
-            chunk_pages: 1000,
+            chunk_pages: Some(1000),
             long_pages: 1000,
         },
         mem_limit: GIB,
