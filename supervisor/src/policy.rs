@@ -128,12 +128,21 @@ pub const CLIMB: u64 = 256 << 20;
 pub const CLIMB_AFTER: Duration = Duration::from_secs(1);
 
 /// Whether a job's memory keeps climbing without progress: its tree's
-/// resident memory `rss` is `CLIMB` (doubled per earlier attempt) over
-/// `floor`, the lowest reading since its last progress, and nothing came
-/// for `CLIMB_AFTER`. Only for an open document: loading a file is growth
-/// with nothing to show yet.
-pub fn climbing(floor: u64, rss: u64, since_progress: Duration, attempts_before: u32) -> bool {
-    let climb = CLIMB.saturating_mul(u64::from(escalation(attempts_before)));
+/// resident memory `rss` is `CLIMB` and the `size` of its file (an engine
+/// may read the whole file in, even after it said the page count), doubled
+/// per earlier attempt, over `floor`, the lowest reading since its last
+/// progress, and nothing came for `CLIMB_AFTER`. Only for an open
+/// document: loading a file is growth with nothing to show yet.
+pub fn climbing(
+    floor: u64,
+    rss: u64,
+    since_progress: Duration,
+    size: u64,
+    attempts_before: u32,
+) -> bool {
+    let climb = CLIMB
+        .saturating_add(size)
+        .saturating_mul(u64::from(escalation(attempts_before)));
     since_progress >= CLIMB_AFTER && rss.saturating_sub(floor) >= climb
 }
 
@@ -227,20 +236,23 @@ mod tests {
         assert_eq!(stall_limit(&t, 10 << 20, false, 0), PAGE_TIMEOUT + s(20));
         assert_eq!(stall_limit(&t, 0, true, 2), PAGE_TIMEOUT * 4);
         const MIB: u64 = 1 << 20;
-        // (floor, rss, since progress, attempts before) -> climbing
+        // (floor, rss, since progress, file size, attempts before) -> climbing
         let table = [
-            (20 * MIB, 276 * MIB, s(2), 0, true),
-            (20 * MIB, 275 * MIB, s(2), 0, false),
-            (20 * MIB, 900 * MIB, Duration::from_millis(999), 0, false),
-            (20 * MIB, 400 * MIB, s(5), 1, false),
-            (20 * MIB, 532 * MIB, s(5), 1, true),
-            (500 * MIB, 20 * MIB, s(5), 0, false),
+            (20 * MIB, 276 * MIB, s(2), 0, 0, true),
+            (20 * MIB, 275 * MIB, s(2), 0, 0, false),
+            (20 * MIB, 900 * MIB, Duration::from_millis(999), 0, 0, false),
+            (20 * MIB, 400 * MIB, s(5), 0, 1, false),
+            (20 * MIB, 532 * MIB, s(5), 0, 1, true),
+            (500 * MIB, 20 * MIB, s(5), 0, 0, false),
+            // A large file may be read in whole after its page count.
+            (20 * MIB, 500 * MIB, s(5), 300 * MIB, 0, false),
+            (20 * MIB, 576 * MIB, s(5), 300 * MIB, 0, true),
         ];
-        for (floor, rss, since, before, want) in table {
+        for (floor, rss, since, size, before, want) in table {
             assert_eq!(
-                climbing(floor, rss, since, before),
+                climbing(floor, rss, since, size, before),
                 want,
-                "{floor} {rss} {since:?} {before}"
+                "{floor} {rss} {since:?} {size} {before}"
             );
         }
     }

@@ -68,7 +68,8 @@ impl State {
         }
         job.rss_floor = job.rss_floor.min(rss);
         let still = now.duration_since(job.last_progress);
-        if policy::climbing(job.rss_floor, rss, still, job.doc.attempts) {
+        let size = job.doc.job_size();
+        if policy::climbing(job.rss_floor, rss, still, size, job.doc.attempts) {
             let why = KillReason::Climbing {
                 from: job.rss_floor,
                 to: rss,
