@@ -1,6 +1,7 @@
-//! Page-range chunk jobs: a massive PDF split across workers gives exactly
-//! the text of the same file extracted whole, survives a supervisor SIGKILL
-//! with only the missing chunks redone, and a chunk that keeps failing
+//! Page-range chunk jobs: a massive PDF split across workers (in capped
+//! chunks, or one per worker) gives exactly the text of the same file
+//! extracted whole, survives a supervisor SIGKILL with only the missing
+//! chunks redone, and a chunk that keeps failing
 //! costs only its pages (a `partial` document that names them).
 
 mod common;
@@ -69,10 +70,13 @@ fn massive_pdf_chunked_equals_whole_and_resumes_after_sigkill() {
     let reference = whole.export();
     whole.assert_no_leftovers();
 
-    // Chunked across two workers, killed part-way, then resumed.
+    // Chunked across two workers, killed part-way, then resumed. Two
+    // workers would take a half each; chunks capped at 1000 pages give
+    // the kill chunks to fall between.
     let env = Env::new();
     let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"index", &lib];
     args.extend(common_args.iter().map(|a| a as &dyn AsRef<std::ffi::OsStr>));
+    args.extend([&"--chunk-pages" as &dyn AsRef<std::ffi::OsStr>, &"1000"]);
     let mut child = env.spawn(&args);
     let some_done = wait_until(Duration::from_secs(120), || {
         env.db.exists() && count(&env, "SELECT count(*) FROM chunks WHERE status = 'done'") >= 3
@@ -86,7 +90,7 @@ fn massive_pdf_chunked_equals_whole_and_resumes_after_sigkill() {
         "workers outlived the supervisor"
     );
     let chunks = count(&env, "SELECT count(*) FROM chunks");
-    assert_eq!(chunks, 12, "12,000 pages in chunks of 1000");
+    assert_eq!(chunks, 12, "12,000 pages in chunks of at most 1000");
     let done_before: HashSet<i64> = {
         let db = env.sql();
         let mut stmt = db
@@ -160,6 +164,18 @@ fn massive_pdf_chunked_equals_whole_and_resumes_after_sigkill() {
     );
     let (status, pages) = doc_pages(&env, "massive.pdf");
     assert_eq!((status.as_str(), pages), ("done", 12_000));
+
+    // Without a cap, two workers take a half each: the same text.
+    let halves = Env::new();
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"index", &lib];
+    args.extend(common_args.iter().map(|a| a as &dyn AsRef<std::ffi::OsStr>));
+    halves.run(&args).assert_code(0);
+    halves.assert_no_leftovers();
+    assert_eq!(count(&halves, "SELECT count(*) FROM chunks"), 2);
+    assert!(
+        halves.export() == reference,
+        "the export of the halves differs from the whole-document export"
+    );
 }
 
 #[test]

@@ -76,7 +76,15 @@ pub enum FromWorker {
     Heartbeat {
         job: JobId,
     },
-    /// One page (or EPUB chapter) of text, in order.
+    /// The document's page count, as soon as the engine knows it and
+    /// before its first page: the supervisor gives the job a deadline that
+    /// follows its length. Not sent when the job is to be split instead.
+    PageCount {
+        job: JobId,
+        pages: u32,
+    },
+    /// One page (or EPUB chapter) of text, in order. Each one is progress:
+    /// the supervisor ends an attempt that makes none for too long.
     Page {
         job: JobId,
         page: u32,

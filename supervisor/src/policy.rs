@@ -55,38 +55,101 @@ pub fn after_failure(outcome: Outcome, attempts_before: u32, max_attempts: u32) 
 pub struct Timeouts {
     /// A fixed deadline for every job, when the user gave one.
     pub fixed: Option<Duration>,
+    /// What every job gets: starting a worker's engine, opening the file.
     pub base: Duration,
     pub per_mib: Duration,
+    /// What each page of the job adds, once its page count is known.
+    pub per_page: Duration,
+    /// The longest a job may go without finishing a page (`--page-timeout`).
+    pub page: Duration,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
             fixed: None,
-            base: Duration::from_secs(60),
+            base: Duration::from_secs(10),
             per_mib: Duration::from_secs(2),
+            per_page: PER_PAGE,
+            page: PAGE_TIMEOUT,
         }
     }
 }
 
-/// The deadline of a job on a file of `size` bytes, doubled for every
-/// earlier attempt that timed out or crashed (escalation).
-pub fn deadline(t: &Timeouts, size: u64, attempts_before: u32) -> Duration {
-    chunk_deadline(t, size, 0, attempts_before)
-}
+/// The default `--page-timeout`. The longest wait for a page of the sample
+/// corpus's PDFs, as the supervisor sees it (opening the file and starting
+/// the tool included), was 0.32 s with the built-in engine, 0.30 s with
+/// `pdftotext` and 0.14 s with `mutool` (release build, one worker, on a
+/// two-core machine with a load of 7; README, "Deadlines"): ten seconds is
+/// thirty times the slowest.
+pub const PAGE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The deadline of a chunk job of `pages` pages standing for `size` bytes
-/// of its file: a slow engine's cost follows pages more than bytes (and it
-/// may parse the whole file for each chunk), so each page adds its share.
-pub fn chunk_deadline(t: &Timeouts, size: u64, pages: u32, attempts_before: u32) -> Duration {
+/// What each page adds to a job's deadline. The slowest document of more
+/// than one page took 20 ms a page (the built-in engine on a 345-page
+/// manual): a quarter second is twelve times that, and the base covers the
+/// one-page documents (0.32 s at most).
+const PER_PAGE: Duration = Duration::from_millis(250);
+
+/// The deadline of a job on `size` bytes of its file that is to give
+/// `pages` pages (0 while its page count is not known yet), doubled for
+/// every earlier attempt that timed out or crashed (escalation). A long
+/// document gets time in proportion to its length; a one-page document
+/// does not wait as long as a thousand-page one.
+pub fn deadline(t: &Timeouts, size: u64, pages: u32, attempts_before: u32) -> Duration {
     let base = t.fixed.unwrap_or_else(|| {
-        t.base + t.per_mib.mul_f64(size as f64 / (1u64 << 20) as f64) + CHUNK_PAGE * pages
+        t.base + t.per_mib.mul_f64(size as f64 / (1u64 << 20) as f64) + t.per_page * pages
     });
-    base * 2u32.saturating_pow(attempts_before.min(4))
+    base * escalation(attempts_before)
 }
 
-/// The time each page of a chunk job adds to its deadline.
-const CHUNK_PAGE: Duration = Duration::from_millis(250);
+/// How long a job may go without progress (a page, or its page count):
+/// the page timeout, and before the document is open also the time its
+/// bytes take to read (an engine may load the whole file before it can say
+/// anything); doubled for every earlier attempt, as deadlines are.
+pub fn stall_limit(t: &Timeouts, size: u64, opened: bool, attempts_before: u32) -> Duration {
+    let opening = if opened {
+        Duration::ZERO
+    } else {
+        t.per_mib.mul_f64(size as f64 / (1u64 << 20) as f64)
+    };
+    (t.page + opening) * escalation(attempts_before)
+}
+
+/// How far a job's memory may grow over its lowest reading since its last
+/// progress before the job counts as stalled: far more than an engine needs
+/// for one page of the corpus (`mutool` peaks under 100 MiB on a 12,000-page
+/// file), far less than the memory limit, and reached in about two seconds
+/// by the `mutool` loop on a Type3 font that draws itself.
+pub const CLIMB: u64 = 256 << 20;
+
+/// Memory growth counts only once the job has made no progress for this
+/// long, so an engine's burst at the start of a page is not mistaken for a
+/// loop.
+pub const CLIMB_AFTER: Duration = Duration::from_secs(1);
+
+/// Whether a job's memory keeps climbing without progress: its tree's
+/// resident memory `rss` is `CLIMB` and the `size` of its file (an engine
+/// may read the whole file in, even after it said the page count), doubled
+/// per earlier attempt, over `floor`, the lowest reading since its last
+/// progress, and nothing came for `CLIMB_AFTER`. Only for an open
+/// document: loading a file is growth with nothing to show yet.
+pub fn climbing(
+    floor: u64,
+    rss: u64,
+    since_progress: Duration,
+    size: u64,
+    attempts_before: u32,
+) -> bool {
+    let climb = CLIMB
+        .saturating_add(size)
+        .saturating_mul(u64::from(escalation(attempts_before)));
+    since_progress >= CLIMB_AFTER && rss.saturating_sub(floor) >= climb
+}
+
+/// Each earlier attempt doubles a job's limits, up to sixteen times.
+fn escalation(attempts_before: u32) -> u32 {
+    2u32.saturating_pow(attempts_before.min(4))
+}
 
 /// The address-space limit of a worker: the configured one, doubled for
 /// every earlier attempt of the job that hit the memory limit, capped.
@@ -135,25 +198,63 @@ mod tests {
     }
 
     #[test]
-    fn deadlines_grow_with_size_and_attempts() {
+    fn deadlines_grow_with_size_pages_and_attempts() {
         let t = Timeouts::default();
-        assert_eq!(deadline(&t, 0, 0), Duration::from_secs(60));
-        assert_eq!(deadline(&t, 10 << 20, 0), Duration::from_secs(80));
-        assert_eq!(deadline(&t, 0, 1), Duration::from_secs(120));
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        // (size, pages, attempts before) -> deadline
+        let table = [
+            (0, 0, 0, s(10)),
+            (0, 1, 0, ms(10_250)),
+            (10 << 20, 0, 0, s(30)),
+            (0, 1000, 0, s(260)),
+            (1 << 20, 1000, 0, s(262)),
+            (0, 1, 1, ms(20_500)),
+            (0, 0, 9, s(160)),
+        ];
+        for (size, pages, before, want) in table {
+            assert_eq!(
+                deadline(&t, size, pages, before),
+                want,
+                "{size} {pages} {before}"
+            );
+        }
         let fixed = Timeouts {
-            fixed: Some(Duration::from_secs(2)),
+            fixed: Some(s(2)),
             ..t
         };
-        assert_eq!(deadline(&fixed, 1 << 30, 0), Duration::from_secs(2));
-        // A chunk: its share of the bytes, plus a quarter second a page.
-        assert_eq!(
-            chunk_deadline(&t, 1 << 20, 1000, 0),
-            Duration::from_secs(60 + 2 + 250)
-        );
-        assert_eq!(
-            chunk_deadline(&fixed, 1 << 20, 1000, 3),
-            Duration::from_secs(16)
-        );
+        assert_eq!(deadline(&fixed, 1 << 30, 5000, 0), s(2));
+        assert_eq!(deadline(&fixed, 1 << 20, 1000, 3), s(16));
+    }
+
+    #[test]
+    fn stall_limits_and_memory_climbing() {
+        let t = Timeouts::default();
+        let s = Duration::from_secs;
+        assert_eq!(stall_limit(&t, 0, true, 0), PAGE_TIMEOUT);
+        assert_eq!(stall_limit(&t, 10 << 20, true, 0), PAGE_TIMEOUT);
+        assert_eq!(stall_limit(&t, 10 << 20, false, 0), PAGE_TIMEOUT + s(20));
+        assert_eq!(stall_limit(&t, 0, true, 2), PAGE_TIMEOUT * 4);
+        const MIB: u64 = 1 << 20;
+        // (floor, rss, since progress, file size, attempts before) -> climbing
+        let table = [
+            (20 * MIB, 276 * MIB, s(2), 0, 0, true),
+            (20 * MIB, 275 * MIB, s(2), 0, 0, false),
+            (20 * MIB, 900 * MIB, Duration::from_millis(999), 0, 0, false),
+            (20 * MIB, 400 * MIB, s(5), 0, 1, false),
+            (20 * MIB, 532 * MIB, s(5), 0, 1, true),
+            (500 * MIB, 20 * MIB, s(5), 0, 0, false),
+            // A large file may be read in whole after its page count.
+            (20 * MIB, 500 * MIB, s(5), 300 * MIB, 0, false),
+            (20 * MIB, 576 * MIB, s(5), 300 * MIB, 0, true),
+        ];
+        for (floor, rss, since, size, before, want) in table {
+            assert_eq!(
+                climbing(floor, rss, since, size, before),
+                want,
+                "{floor} {rss} {since:?} {size} {before}"
+            );
+        }
     }
 
     #[test]

@@ -74,7 +74,15 @@ impl PageSink for IpcPages<'_> {
     fn page_count(&mut self, pages: u32) -> Result<(), Stop> {
         match self.split_over {
             Some(limit) if pages > limit => Err(Stop::Split { page_count: pages }),
-            _ => Ok(()),
+            _ => {
+                // Told before the first page, so the supervisor's deadline
+                // follows the document's length from the start.
+                let _ = self.tx.send(FromWorker::PageCount {
+                    job: self.job,
+                    pages,
+                });
+                Ok(())
+            }
         }
     }
 }

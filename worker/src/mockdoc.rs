@@ -32,6 +32,8 @@ pub enum Action {
     StdoutGarbage(u64),
     FailPages(u32, u32),
     OnAttempt(u32),
+    PageMs(u64),
+    ClimbMb(u64),
 }
 
 /// A parsed script.
@@ -58,6 +60,15 @@ impl Script {
             Action::Bytes(n) => Some(*n),
             _ => None,
         })
+    }
+
+    /// The wait before each emitted page (`page_ms`), none unless told.
+    pub fn page_delay(&self) -> Duration {
+        let ms = self.actions.iter().find_map(|a| match a {
+            Action::PageMs(n) => Some(*n),
+            _ => None,
+        });
+        Duration::from_millis(ms.unwrap_or(0))
     }
 
     /// The page count the script emits (`pages`, 1 unless told).
@@ -122,6 +133,8 @@ pub fn parse(text: &str) -> Result<Script, String> {
                 Action::FailPages(a, b)
             }
             "on_attempt" => Action::OnAttempt(num(arg)? as u32),
+            "page_ms" => Action::PageMs(num(arg)?),
+            "climb_mb" => Action::ClimbMb(num(arg)?),
             _ => return Err(bad("unknown action")),
         };
         if words.next().is_some() {
@@ -146,6 +159,7 @@ pub fn run(path: &Path, job: &Job, sink: &mut dyn PageSink) -> Result<DocSummary
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let total = script.pages();
+    let delay = script.page_delay();
     sink.page_count(total)?;
     let wanted = job.range.map_or(1..=total, |r| r.first..=r.last.min(total));
     let mut emitted = false;
@@ -161,10 +175,10 @@ pub fn run(path: &Path, job: &Job, sink: &mut dyn PageSink) -> Result<DocSummary
         }
         match action {
             Action::Pages(_) => {
-                emit(&stem, wanted.clone(), sink);
+                emit(&stem, wanted.clone(), delay, sink);
                 emitted = true;
             }
-            Action::Kind(_) | Action::Bytes(_) | Action::OnAttempt(_) => {}
+            Action::Kind(_) | Action::Bytes(_) | Action::OnAttempt(_) | Action::PageMs(_) => {}
             Action::SleepMs(ms) => std::thread::sleep(Duration::from_millis(*ms)),
             Action::SpinMs(ms) => spin(Duration::from_millis(*ms)),
             Action::Hang => loop {
@@ -181,6 +195,16 @@ pub fn run(path: &Path, job: &Job, sink: &mut dyn PageSink) -> Result<DocSummary
                 std::hint::black_box(&v);
                 leaked.push(v);
             }
+            Action::ClimbMb(mb) => loop {
+                // Grows without a page, as an engine caught in a loop does,
+                // until the run ends the job or the allocation fails.
+                let mut v = vec![0u8; (*mb as usize) << 20];
+                for i in (0..v.len()).step_by(4096) {
+                    v[i] = 1;
+                }
+                leaked.push(std::hint::black_box(v));
+                std::thread::sleep(Duration::from_millis(100));
+            },
             Action::LeakFds(n) => {
                 for _ in 0..*n {
                     match File::open("/dev/null") {
@@ -212,7 +236,7 @@ pub fn run(path: &Path, job: &Job, sink: &mut dyn PageSink) -> Result<DocSummary
         }
     }
     if !emitted {
-        emit(&stem, wanted, sink);
+        emit(&stem, wanted, delay, sink);
     }
     drop(leaked);
     Ok(DocSummary {
@@ -224,8 +248,16 @@ pub fn run(path: &Path, job: &Job, sink: &mut dyn PageSink) -> Result<DocSummary
     })
 }
 
-fn emit(stem: &str, pages: std::ops::RangeInclusive<u32>, sink: &mut dyn PageSink) {
+fn emit(
+    stem: &str,
+    pages: std::ops::RangeInclusive<u32>,
+    delay: Duration,
+    sink: &mut dyn PageSink,
+) {
     for k in pages {
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
         sink.page(k, format!("mock page {k} of {stem}"), PageFlags::default());
     }
 }
@@ -268,10 +300,12 @@ mod tests {
     #[test]
     fn parses_every_action() {
         let s = parse(
-            "# a comment\npages 3\nkind epub\nbytes 100\nsleep_ms 5 # trailing\nspin_ms 1\nhang\nalloc_mb 2\nleak_fds 4\npanic\nabort\nsegfault\nexit 3\nstdout_garbage 10\nfail_pages 2-4\non_attempt 2\n",
+            "# a comment\npages 3\nkind epub\nbytes 100\nsleep_ms 5 # trailing\nspin_ms 1\nhang\nalloc_mb 2\nleak_fds 4\npanic\nabort\nsegfault\nexit 3\nstdout_garbage 10\nfail_pages 2-4\non_attempt 2\npage_ms 7\nclimb_mb 8\n",
         )
         .unwrap();
-        assert_eq!(s.actions.len(), 15);
+        assert_eq!(s.actions.len(), 17);
+        assert_eq!(s.page_delay(), Duration::from_millis(7));
+        assert!(s.actions.contains(&Action::ClimbMb(8)));
         assert_eq!(s.kind(), Format::Epub);
         assert_eq!(s.bytes(), Some(100));
         assert_eq!(s.pages(), 3);

@@ -225,11 +225,16 @@ pub struct IndexArgs {
     #[arg(long, help_heading = LIMITS, default_value = "256", value_name = "N",
           value_parser = worker_fds)]
     pub worker_fds: u64,
-    /// Fixed deadline per job, at least 100ms (default: 60s plus 2s per MiB,
-    /// doubled per retry).
+    /// Fixed deadline per job, at least 100ms (default: 10s plus 2s per MiB
+    /// and 250ms per page, doubled per retry).
     #[arg(long, help_heading = LIMITS, value_name = "DURATION",
           value_parser = duration_at_least(MIN_TIMEOUT))]
     pub timeout: Option<Duration>,
+    /// End a job that finishes no page for this long, at least 100ms
+    /// (default: 10s, doubled per retry); a PDF goes to the next engine.
+    #[arg(long, help_heading = LIMITS, value_name = "DURATION",
+          value_parser = duration_at_least(MIN_TIMEOUT))]
+    pub page_timeout: Option<Duration>,
     /// Kill a worker that sends no heartbeat for this long (at least 500ms).
     #[arg(long, help_heading = LIMITS, default_value = "10s", value_name = "DURATION",
           value_parser = duration_at_least(MIN_HEARTBEAT_TIMEOUT))]
@@ -280,10 +285,10 @@ pub struct IndexArgs {
     #[arg(long, help_heading = SCHEDULING, default_value = "500MiB", value_name = "SIZE",
           value_parser = size_at_least(1))]
     pub massive_bytes: u64,
-    /// Pages per chunk job of a massive PDF.
-    #[arg(long, help_heading = SCHEDULING, value_name = "N", default_value_t = 1000,
+    /// Most pages per chunk job (default: one chunk per worker).
+    #[arg(long, help_heading = SCHEDULING, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
-    pub chunk_pages: u32,
+    pub chunk_pages: Option<u32>,
     /// With two or more workers, split a PDF with more pages than this into
     /// one chunk per worker (at least 50 pages each), so that a long
     /// document is shared instead of finishing last, alone.

@@ -56,6 +56,11 @@ pub fn index_options(a: IndexArgs, db: PathBuf) -> Result<IndexOptions, String> 
     if a.profile == Profile::Conservative {
         timeouts.base *= 2;
         timeouts.per_mib *= 2;
+        timeouts.per_page *= 2;
+        timeouts.page *= 2;
+    }
+    if let Some(page) = a.page_timeout {
+        timeouts.page = page;
     }
     Ok(IndexOptions {
         roots: a.paths,

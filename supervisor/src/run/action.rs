@@ -66,6 +66,12 @@ pub enum KillReason {
     Deadline { secs: f64 },
     /// No heartbeat for this long.
     Silent { secs: f64 },
+    /// No page for this long: `done` pages of the job were done, of `of`
+    /// (0 while its page count is not known).
+    Stalled { secs: f64, done: u32, of: u32 },
+    /// The worker's memory grew from `from` to `to` with no page done for
+    /// `secs`: an engine caught in a loop, long before any limit.
+    Climbing { from: u64, to: u64, secs: f64 },
     /// The worker's resident memory grew past its limit.
     Memory { rss: u64, limit: u64 },
     /// The grace period after a stop request is over.
@@ -85,6 +91,26 @@ impl KillReason {
             KillReason::Silent { secs } => {
                 (Outcome::TimedOut, format!("no heartbeat for {secs:.1}s"))
             }
+            // A stall is a timeout that need not wait for the deadline: the
+            // document goes to the next engine the same way.
+            KillReason::Stalled { secs, done, of } => {
+                let pages = match of {
+                    0 => format!("{done} pages done"),
+                    n => format!("{done} of {n} pages done"),
+                };
+                (
+                    Outcome::TimedOut,
+                    format!("stalled: no page for {secs:.1}s ({pages})"),
+                )
+            }
+            KillReason::Climbing { from, to, secs } => (
+                Outcome::TimedOut,
+                format!(
+                    "stalled: memory grew from {} to {} with no page for {secs:.1}s",
+                    format_size(*from),
+                    format_size(*to)
+                ),
+            ),
             KillReason::Memory { rss, limit } => (
                 Outcome::MemoryLimit,
                 format!(
@@ -129,6 +155,8 @@ impl fmt::Display for Action {
                 let why = match reason {
                     KillReason::Deadline { .. } => "deadline",
                     KillReason::Silent { .. } => "silent",
+                    KillReason::Stalled { .. } => "stalled",
+                    KillReason::Climbing { .. } => "climbing",
                     KillReason::Memory { .. } => "memory",
                     KillReason::Cancelled => "cancelled",
                     KillReason::MemoryPressure => "memory-pressure",

@@ -383,6 +383,7 @@ fn message_event(worker: WorkerId, msg: FromWorker, state: &State) -> Option<Eve
     Some(match msg {
         FromWorker::Hello { .. } => return None,
         FromWorker::Heartbeat { job } => Event::Heartbeat { worker, job },
+        FromWorker::PageCount { job, pages } => Event::PageCount { worker, job, pages },
         FromWorker::Page {
             job,
             page,

@@ -38,6 +38,12 @@ pub enum Event {
         worker: WorkerId,
         job: JobId,
     },
+    /// The worker opened the job's document: it has this many pages.
+    PageCount {
+        worker: WorkerId,
+        job: JobId,
+        pages: u32,
+    },
     Page {
         worker: WorkerId,
         job: JobId,

@@ -67,11 +67,41 @@ struct InFlight {
     job: JobId,
     attempt: u32,
     started_ms: i64,
+    started: Instant,
     deadline: Instant,
     last_beat: Instant,
+    /// The last page (or the page count): the stall clock starts here.
+    last_progress: Instant,
+    /// Pages the job is to give: its range, or its page count once the
+    /// worker said it (0 until then), or the pages seen if more came.
+    expected: u32,
+    /// The worker opened the document (said its page count, or sent a
+    /// page).
+    opened: bool,
+    /// The lowest resident-memory reading since the last progress.
+    rss_floor: u64,
+    /// The longest wait between progress, for the log.
+    slowest: Duration,
     pages: Vec<(u32, String, PageFlags)>,
     /// A memory-limit retry: it runs with nothing beside it.
     alone: bool,
+}
+
+impl InFlight {
+    /// The job made progress at `now`: the stall clock and the memory
+    /// floor start again.
+    fn progress(&mut self, now: Instant) {
+        self.slowest = self.slowest.max(now.duration_since(self.last_progress));
+        self.last_progress = now;
+        self.last_beat = now;
+        self.opened = true;
+        self.rss_floor = u64::MAX;
+    }
+
+    /// Pages done so far.
+    fn done(&self) -> u32 {
+        self.pages.len() as u32
+    }
 }
 
 #[derive(Debug)]
@@ -192,20 +222,14 @@ impl State {
                     j.last_beat = now;
                 }
             }
+            Event::PageCount { worker, job, pages } => self.page_count(worker, job, pages),
             Event::Page {
                 worker,
                 job,
                 page,
                 text,
                 flags,
-            } => {
-                if let Some(j) = self.current(worker, job) {
-                    j.last_beat = now;
-                    let len = text.len();
-                    j.pages.push((page, text, flags));
-                    self.batch.bytes += len;
-                }
-            }
+            } => self.page(worker, job, (page, text, flags)),
             Event::Done {
                 worker,
                 job,
@@ -375,11 +399,56 @@ impl State {
         self.start_ms + since.as_millis().min(i64::MAX as u128) as i64
     }
 
-    /// A job's deadline: its share of the file's bytes and, for a chunk, of
-    /// its pages, escalated by earlier attempts.
-    fn job_deadline(&self, doc: &QueuedDoc) -> Duration {
-        let pages = doc.chunk.map_or(0, |r| r.last - r.first + 1);
-        crate::policy::chunk_deadline(&self.cfg.timeouts, doc.job_size(), pages, doc.attempts)
+    /// A job's deadline: its share of the file's bytes and its `pages`
+    /// pages (0 while not known), escalated by earlier attempts.
+    fn job_deadline(&self, doc: &QueuedDoc, pages: u32) -> Duration {
+        crate::policy::deadline(&self.cfg.timeouts, doc.job_size(), pages, doc.attempts)
+    }
+
+    /// The worker opened its job's document, of `pages` pages: the job's
+    /// deadline follows the pages it is to give.
+    fn page_count(&mut self, worker: WorkerId, job: JobId, pages: u32) {
+        let now = self.now;
+        let Some(j) = self.current(worker, job) else {
+            return;
+        };
+        j.progress(now);
+        let wanted = match j.doc.chunk {
+            Some(r) => pages.min(r.last).saturating_sub(r.first - 1),
+            None => pages,
+        };
+        self.expect(worker, wanted);
+    }
+
+    /// A page arrived: progress.
+    fn page(&mut self, worker: WorkerId, job: JobId, page: (u32, String, PageFlags)) {
+        let now = self.now;
+        let len = page.1.len();
+        let Some(j) = self.current(worker, job) else {
+            return;
+        };
+        j.progress(now);
+        j.pages.push(page);
+        // A document that gives more pages than it said (or that never
+        // said) gets the time they take.
+        let more = (j.done() > j.expected).then_some(j.done());
+        self.batch.bytes += len;
+        if let Some(done) = more {
+            self.expect(worker, done);
+        }
+    }
+
+    /// Sets the pages `worker`'s job is to give, and its deadline with them.
+    fn expect(&mut self, worker: WorkerId, pages: u32) {
+        let Some(slot) = self.slots.get(&worker) else {
+            return;
+        };
+        let Some(j) = &slot.job else { return };
+        let deadline = j.started + self.job_deadline(&j.doc, pages);
+        if let Some(j) = self.slots.get_mut(&worker).and_then(|s| s.job.as_mut()) {
+            j.expected = pages;
+            j.deadline = deadline;
+        }
     }
 
     /// Whether the run has ended (`Action::End` was returned).

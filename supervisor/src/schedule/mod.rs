@@ -5,12 +5,13 @@
 //! decisions out.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use docmill_protocol::Format;
 use serde::Serialize;
 
 use crate::store::QueuedDoc;
-pub use plan::plan_ranges;
+pub use plan::{chunk_pages, plan_ranges};
 pub use tier::{queue_by_tier, Tier};
 
 mod plan;
@@ -136,6 +137,10 @@ pub fn order(mut docs: Vec<QueuedDoc>, order: Order) -> VecDeque<QueuedDoc> {
 /// Pages in a document split near the end of a run, at least.
 const STRAGGLER_MIN_CHUNK: u32 = 50;
 
+/// A file of at least `massive_bytes` is split once it has more pages than
+/// this, unless the user capped chunks (`--chunk-pages`).
+const MASSIVE_CHUNK: u32 = 1000;
+
 /// When documents are split into page-range chunk jobs.
 #[derive(Clone, Debug, Serialize)]
 pub struct Chunking {
@@ -144,8 +149,9 @@ pub struct Chunking {
     pub massive_pages: u32,
     /// A PDF at least this large is split.
     pub massive_bytes: u64,
-    /// Pages per chunk of a massive PDF.
-    pub chunk_pages: u32,
+    /// Most pages per chunk, when the user said (`--chunk-pages`); chunks
+    /// are otherwise one per worker.
+    pub chunk_pages: Option<u32>,
     /// With two or more workers, a PDF with more pages than this is split
     /// into one chunk per worker.
     pub long_pages: u32,
@@ -167,7 +173,7 @@ impl Chunking {
             return None;
         }
         if doc.job_size() >= self.massive_bytes {
-            return Some(self.chunk_pages);
+            return Some(self.chunk_pages.unwrap_or(MASSIVE_CHUNK));
         }
         if workers < 2 {
             return Some(self.massive_pages);
@@ -178,14 +184,11 @@ impl Chunking {
         Some(self.massive_pages.min(self.long_pages))
     }
 
-    /// Pages per chunk for a document of `size` bytes found to have `pages`
-    /// pages, with `workers` workers.
-    pub fn chunk_size(&self, size: u64, pages: u32, workers: u32) -> u32 {
-        if pages > self.massive_pages || size >= self.massive_bytes {
-            return self.chunk_pages;
-        }
-        let pieces = workers.min(pages / STRAGGLER_MIN_CHUNK).max(2);
-        pages.div_ceil(pieces)
+    /// Pages per chunk for a document found to have `pages` pages, with
+    /// `workers` workers, when opening it took `reopen` (see
+    /// [`chunk_pages`]).
+    pub fn chunk_size(&self, pages: u32, workers: u32, reopen: Duration) -> u32 {
+        chunk_pages(pages, workers, reopen, self.chunk_pages)
     }
 }
 
@@ -204,7 +207,7 @@ mod tests {
             enabled: true,
             massive_pages: 10_000,
             massive_bytes: 500 << 20,
-            chunk_pages: 500,
+            chunk_pages: Some(500),
             long_pages: 200,
         }
     }
@@ -244,10 +247,17 @@ mod tests {
         assert_eq!(off.split_over(&pdf, false, 2), None);
         // Massive: fixed chunks; a long document or a straggler: one chunk
         // per worker, at least 50 pages each.
-        assert_eq!(c.chunk_size(20 << 20, 12_000, 2), 500);
-        assert_eq!(c.chunk_size(3 << 20, 352, 2), 176);
-        assert_eq!(c.chunk_size(3 << 20, 352, 12), 51);
-        assert_eq!(c.chunk_size(3 << 20, 120, 12), 60);
+        let reopen = Duration::from_millis(10);
+        assert_eq!(c.chunk_size(12_000, 2, reopen), 500);
+        assert_eq!(c.chunk_size(352, 2, reopen), 176);
+        assert_eq!(c.chunk_size(352, 12, reopen), 51);
+        assert_eq!(c.chunk_size(120, 12, reopen), 60);
+        let uncapped = Chunking {
+            chunk_pages: None,
+            ..chunking()
+        };
+        assert_eq!(uncapped.chunk_size(12_000, 2, reopen), 6_000);
+        assert_eq!(uncapped.split_over(&big, false, 1), Some(1000));
     }
 
     #[test]

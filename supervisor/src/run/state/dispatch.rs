@@ -4,6 +4,8 @@
 //! and the EPUB limit, once claimed. A document that hit the memory limit
 //! runs alone, in a fresh worker with a larger limit.
 
+use std::time::Duration;
+
 use docmill_protocol::Job;
 
 use super::{Ending, InFlight, Slot, State};
@@ -224,7 +226,10 @@ impl State {
             epub_entry_cap: self.cfg.epub_entry_cap,
             epub_book_cap: self.cfg.epub_book_cap,
         };
-        let deadline = self.now + self.job_deadline(&doc);
+        // A chunk's pages are known; a whole document's once the worker
+        // has opened it.
+        let expected = doc.chunk.map_or(0, |r| r.last - r.first + 1);
+        let deadline = self.now + self.job_deadline(&doc, expected);
         let started_ms = self.now_ms();
         let Some(slot) = self.slots.get_mut(&worker) else {
             self.release(&doc, claim);
@@ -237,8 +242,14 @@ impl State {
             job: id,
             attempt,
             started_ms,
+            started: self.now,
             deadline,
             last_beat: self.now,
+            last_progress: self.now,
+            expected,
+            opened: false,
+            rss_floor: u64::MAX,
+            slowest: Duration::ZERO,
             pages: Vec::new(),
             alone,
         });

@@ -73,6 +73,13 @@ impl State {
             self.file_changed(job, size, mtime_ns, pid);
             return;
         }
+        tracing::debug!(
+            path = %job.doc.path.display(),
+            pages = job.pages.len(),
+            slowest_ms = job.slowest.as_millis() as u64,
+            "extracted; the slowest page took {:.3}s",
+            job.slowest.as_secs_f64()
+        );
         self.recent_jobs += 1;
         self.totals.record(Fact::Attempt(Outcome::Done));
         let mut job = job;
@@ -122,10 +129,22 @@ impl State {
     /// The worker found the document long enough to split: plan its chunks;
     /// `split_written` queues them once the plan is stored.
     pub(super) fn on_split(&mut self, job: InFlight, page_count: u32) {
+        // What opening the file cost this job (it did nothing else): each
+        // chunk pays it again. The workers are this run's; other machines
+        // on a shared store are not known here.
+        let reopen = self.now.saturating_duration_since(job.started);
         let size = self
             .cfg
             .chunking
-            .chunk_size(job.doc.size, page_count, self.target);
+            .chunk_size(page_count, self.target, reopen);
+        tracing::debug!(
+            path = %job.doc.path.display(),
+            pages = page_count,
+            workers = self.target,
+            reopen_ms = reopen.as_millis() as u64,
+            chunk_pages = size,
+            "chunk plan"
+        );
         let ranges = plan_ranges(page_count, size);
         self.out.push(Action::Split {
             doc: job.doc.id,

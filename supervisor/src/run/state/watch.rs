@@ -11,18 +11,33 @@ use super::State;
 use crate::run::action::{Action, KillReason};
 use crate::run::event::WorkerId;
 use crate::run::totals::Fact;
-use crate::scale;
+use crate::{policy, scale};
 
 impl State {
-    /// Kills workers whose job overran its deadline or went silent.
+    /// Kills workers whose job overran its deadline, made no progress for
+    /// too long (stalled), or went silent.
     pub(super) fn watchdog(&mut self) {
         let now = self.now;
         let mut kills = Vec::new();
         for (id, slot) in &self.slots {
             let Some(job) = &slot.job else { continue };
+            let still = now.duration_since(job.last_progress);
+            let stall = policy::stall_limit(
+                &self.cfg.timeouts,
+                job.doc.job_size(),
+                job.opened,
+                job.doc.attempts,
+            );
             if now >= job.deadline {
-                let secs = self.job_deadline(&job.doc).as_secs_f64();
+                let secs = job.deadline.duration_since(job.started).as_secs_f64();
                 kills.push((*id, KillReason::Deadline { secs }));
+            } else if still >= stall {
+                let why = KillReason::Stalled {
+                    secs: still.as_secs_f64(),
+                    done: job.done(),
+                    of: job.expected,
+                };
+                kills.push((*id, why));
             } else if now.duration_since(job.last_beat) >= self.cfg.heartbeat_timeout {
                 let secs = now.duration_since(job.last_beat).as_secs_f64();
                 kills.push((*id, KillReason::Silent { secs }));
@@ -33,14 +48,34 @@ impl State {
         }
     }
 
-    /// Kills a busy worker whose process tree grew past its limit.
+    /// Kills a busy worker whose process tree grew past its limit, or whose
+    /// memory keeps climbing while its job makes no progress.
     pub(super) fn rss(&mut self, worker: WorkerId, rss: u64) {
-        let Some(slot) = self.slots.get(&worker) else {
+        let now = self.now;
+        let Some(slot) = self.slots.get_mut(&worker) else {
             return;
         };
         let limit = slot.mem_limit;
-        if slot.job.is_some() && limit > 0 && rss > limit {
+        let Some(job) = slot.job.as_mut() else {
+            return;
+        };
+        if limit > 0 && rss > limit {
             self.kill(worker, KillReason::Memory { rss, limit });
+            return;
+        }
+        if !job.opened {
+            return;
+        }
+        job.rss_floor = job.rss_floor.min(rss);
+        let still = now.duration_since(job.last_progress);
+        let size = job.doc.job_size();
+        if policy::climbing(job.rss_floor, rss, still, size, job.doc.attempts) {
+            let why = KillReason::Climbing {
+                from: job.rss_floor,
+                to: rss,
+                secs: still.as_secs_f64(),
+            };
+            self.kill(worker, why);
         }
     }
 

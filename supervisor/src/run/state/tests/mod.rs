@@ -3,10 +3,13 @@
 //! claims, commits, splits and polls the way the script says, so each row
 //! reads as "this happened, so the run did that". `failures`: what an
 //! attempt's end means; `results`: what becomes of text that arrived;
-//! `workers`: when workers start, stop and are killed.
+//! `stalls`: page progress, deadlines that follow the page count, and
+//! memory that climbs with no progress; `workers`: when workers start,
+//! stop and are killed.
 
 mod failures;
 mod results;
+mod stalls;
 mod workers;
 
 use std::collections::{HashSet, VecDeque};
@@ -23,7 +26,7 @@ use crate::run::event::{Event, FileSeen, WorkerId};
 use crate::run::totals::Totals;
 use crate::scale::{Profile, Readings, ScalePolicy};
 use crate::schedule::Chunking;
-use crate::store::{Claim, QueuedDoc, Written};
+use crate::store::{Claim, FinishedResult, QueuedDoc, Written};
 
 const GIB: u64 = 1 << 30;
 const SIZE: u64 = 1000;
@@ -34,8 +37,11 @@ fn config() -> RunConfig {
         run: 1,
         engines: vec![EngineChoice::Builtin, EngineChoice::Mupdf],
         max_attempts: 3,
+        // Stalls have their own tables (`stalls`); elsewhere only the
+        // deadline and the heartbeat end a job.
         timeouts: Timeouts {
             fixed: Some(Duration::from_secs(100)),
+            page: Duration::from_secs(1000),
             ..Timeouts::default()
         },
         heartbeat_timeout: Duration::from_secs(30),
@@ -60,7 +66,7 @@ fn config() -> RunConfig {
             enabled: false,
             massive_pages: 1000,
             massive_bytes: 500 << 20,
-            chunk_pages: 1000,
+            chunk_pages: Some(1000),
             long_pages: 1000,
         },
         mem_limit: GIB,
@@ -87,6 +93,8 @@ struct World {
     /// Documents someone else holds: their claims fail.
     taken: HashSet<i64>,
     readings: Readings,
+    /// The reason written for each failed attempt, in commit order.
+    reasons: Vec<String>,
 }
 
 impl World {
@@ -99,6 +107,7 @@ impl World {
             written: VecDeque::new(),
             taken: HashSet::new(),
             readings: Readings::default(),
+            reasons: Vec::new(),
         }
     }
 
@@ -131,13 +140,18 @@ impl World {
             Action::Claim { doc, .. } => Some(Event::Claimed {
                 claim: (!self.taken.contains(&doc)).then_some(Claim { token: doc }),
             }),
-            Action::Commit { batch, jobs } => Some(Event::Committed {
-                batch,
-                written: jobs
+            Action::Commit { batch, jobs } => {
+                for job in &jobs {
+                    if let FinishedResult::Failed { reason, .. } = &job.result {
+                        self.reasons.push(reason.clone());
+                    }
+                }
+                let written = jobs
                     .iter()
                     .map(|_| self.written.pop_front().unwrap_or(Written::Held))
-                    .collect(),
-            }),
+                    .collect();
+                Some(Event::Committed { batch, written })
+            }
             Action::Split { .. } => Some(Event::SplitWritten { planned: true }),
             Action::Sample => Some(Event::Readings(self.readings.clone())),
             Action::Poll => Some(Event::Polled {

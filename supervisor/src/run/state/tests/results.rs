@@ -154,3 +154,41 @@ fn a_long_document_becomes_chunk_jobs() {
     // A chunk counts for its pages; its document, once merged.
     assert_eq!(w.totals().done, 0);
 }
+
+#[test]
+fn a_split_document_gets_one_chunk_per_worker_unless_reopening_costs_more() {
+    let mut cfg = config();
+    cfg.chunking.enabled = true;
+    cfg.chunking.chunk_pages = None;
+    let split = |ms: u64, pages: u32| {
+        (
+            ms,
+            Event::SplitAsked {
+                worker: 1,
+                job: 1,
+                page_count: pages,
+            },
+        )
+    };
+    // Opened in 250 ms: two workers take a half each, not twelve chunks.
+    let mut w = World::new(cfg.clone(), vec![doc(1, Format::Pdf)], 2);
+    w.at(0, Event::Tick);
+    let (ms, event) = split(250, 12_000);
+    assert_eq!(w.at(ms, event), ["split 1 pages=12000 chunks=2"]);
+    assert_eq!(
+        w.at(260, Event::Tick),
+        [
+            "spawn 1024MiB",
+            "claim 1@1",
+            "send w1 job2 /d/1.pdf attempt=1 builtin pages=1-6000",
+            "claim 1@6001",
+            "send w2 job3 /d/1.pdf attempt=1 builtin pages=6001-12000",
+        ]
+    );
+    // Opening took longer than half the document's work (2 ms a page):
+    // one chunk, the whole document.
+    let mut w = World::new(cfg, vec![doc(1, Format::Pdf)], 2);
+    w.at(0, Event::Tick);
+    let (ms, event) = split(400, 400);
+    assert_eq!(w.at(ms, event), ["split 1 pages=400 chunks=1"]);
+}
