@@ -20,9 +20,9 @@ pub use sqlite::{
     ErrorRate, ExportError, ExportPage, RunInfo, RunStats, SqliteError, SqliteStore, TierStats,
 };
 pub use types::{
-    expiry_ms, now_ms, Claim, DiscoverCounts, DocState, Failure, Finished, FinishedResult, Found,
-    FoundKind, Merged, QueuedDoc, RetryPolicy, SearchHit, Status, TooNew, Written, HIT_END,
-    HIT_START,
+    expiry_ms, low_quality_bit, now_ms, Claim, DiscoverCounts, DocState, Failure, Finished,
+    FinishedResult, Found, FoundKind, LowQuality, Merged, QueuedDoc, RetryPolicy, SearchHit,
+    Status, TooNew, Written, HIT_END, HIT_START,
 };
 
 pub use pg::PgStore;
