@@ -220,7 +220,7 @@ pub fn auto_reason(engine: EngineChoice, order: &[EngineChoice]) -> String {
     let place = order.iter().position(|c| *c == engine);
     let why = match (engine, inproc) {
         (EngineChoice::MupdfInproc, _) => {
-            "fastest, in the worker's own process; reads the most documents"
+            "fastest: MuPDF in the worker's own process, no child process per document"
         }
         (EngineChoice::Poppler, true) => {
             "reads documents MuPDF fails on (5 corpus PDFs: fonts it cannot map, owner-locked files)"
