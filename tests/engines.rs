@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 
 use docmill_protocol::{EngineChoice, Format, Job, PageFlags, PageRange};
 use docmill_worker::engines::{self, PageSink};
+use docmill_worker::quality;
+
+#[path = "common/score.rs"]
+mod score;
 
 fn corpus() -> PathBuf {
     if let Some(dir) = std::env::var_os("DOCMILL_CORPUS") {
@@ -290,6 +294,78 @@ fn mupdf_inproc_survives_locked_and_damaged_documents() {
     eprintln!("{}", report.join("\n"));
 }
 
+/// Every PDF engine, the in-process MuPDF one first when built in.
+fn every_engine() -> Vec<EngineChoice> {
+    vec![
+        #[cfg(feature = "mupdf-inproc")]
+        EngineChoice::MupdfInproc,
+        EngineChoice::Mupdf,
+        EngineChoice::Poppler,
+        EngineChoice::Builtin,
+    ]
+}
+
+/// A page mostly of glyphs without readable Unicode (a score's music
+/// symbols) keeps its words: every engine's text is garbage by the
+/// unreadable-character rule, yet the document extracts, its page flagged
+/// low quality, with the unreadable characters gone and the title and
+/// instrument names there. Without the words, it fails as garbage, as any
+/// text without a readable word does.
+#[test]
+fn unreadable_glyphs_go_and_the_words_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_words = dir.path().join("score.pdf");
+    let glyphs_only = dir.path().join("glyphs.pdf");
+    std::fs::write(&with_words, score::score_pdf(true)).unwrap();
+    std::fs::write(&glyphs_only, score::score_pdf(false)).unwrap();
+    for engine in every_engine() {
+        let (count, pages) = run(&with_words, engine, None)
+            .unwrap_or_else(|e| panic!("{engine:?}: the score failed: {e}"));
+        assert_eq!(count, 1, "{engine:?}");
+        let (_, text, flags) = &pages.0[0];
+        assert!(flags.low_quality, "{engine:?}: not flagged: {text:?}");
+        assert!(!flags.failed, "{engine:?}");
+        assert!(
+            !text.chars().any(quality::is_unreadable),
+            "{engine:?}: {text:?}"
+        );
+        let got = words(&pages);
+        for word in score::TITLE.split(' ').chain(score::INSTRUMENTS) {
+            assert!(
+                got.contains(&word.to_lowercase()),
+                "{engine:?}: {word} missing from {text:?}"
+            );
+        }
+        let err = run(&glyphs_only, engine, None)
+            .err()
+            .unwrap_or_else(|| panic!("{engine:?}: glyphs alone extracted"));
+        assert!(err.contains("unreadable characters"), "{engine:?}: {err}");
+    }
+}
+
+/// The first page of the TraceMonkey paper breaks "al-/ternative" and
+/// "discov-/ered" across line ends in MuPDF's text; they are found whole,
+/// while a hyphen inside a line ("dynamically-typed") stays.
+#[test]
+fn words_broken_at_line_ends_are_found_whole() {
+    let path = corpus().join("pdf/pdfjs-tracemonkey.pdf");
+    let first = Some(PageRange { first: 1, last: 1 });
+    for engine in every_engine() {
+        if engine == EngineChoice::Builtin {
+            // pdf-extract lays lines out its own way; it is not the default.
+            continue;
+        }
+        let (_, pages) = run(&path, engine, first).unwrap();
+        let got = words(&pages);
+        for whole in ["alternative", "discovered", "dynamically-typed"] {
+            assert!(got.contains(whole), "{engine:?}: no {whole:?}");
+        }
+        for half in ["al-", "ternative", "discov-", "ered"] {
+            assert!(!got.contains(half), "{engine:?}: {half:?} left apart");
+        }
+    }
+}
+
 #[test]
 fn pdf_extract_panics_cost_pages_not_the_worker() {
     // These make pdf-extract panic: each is a clean per-document failure.
@@ -317,4 +393,104 @@ fn pdf_extract_panics_cost_pages_not_the_worker() {
     .err()
     .expect("garbage is a failure");
     assert!(err.contains("garbage"), "{err}");
+}
+
+/// The figures behind `auto`'s order (BENCHMARKS.md, "Which engines `auto`
+/// keeps"): every corpus PDF through every engine, one line per document,
+/// then, for each engine, the documents it extracts where every engine
+/// before it failed (`auto` moves on only when an engine fails, so those are
+/// the ones it rescues), and its median word overlap with Poppler over the
+/// normal PDFs. Slow (every engine over every PDF), so run by hand:
+/// `cargo nextest run -p docmill-worker --test engines --run-ignored only
+/// --no-capture -E 'test(engine_matrix)'`.
+#[test]
+#[ignore = "a measurement, printed; run by hand"]
+fn engine_matrix() {
+    let order = [
+        #[cfg(feature = "mupdf-inproc")]
+        EngineChoice::MupdfInproc,
+        EngineChoice::Mupdf,
+        EngineChoice::Poppler,
+        EngineChoice::Builtin,
+    ];
+    let docs = manifest_pdfs(|_| true);
+    // Per document and engine: the words extracted, or `None` on failure.
+    let mut results: Vec<Vec<Option<usize>>> = Vec::new();
+    let mut overlaps: Vec<Vec<f64>> = vec![Vec::new(); order.len()];
+    for (path, pages, class) in &docs {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let reference = run(path, EngineChoice::Poppler, None)
+            .ok()
+            .map(|(_, p)| words(&p));
+        let mut line = format!("{class:<17} {name:<50}");
+        let mut row = Vec::new();
+        for (i, engine) in order.iter().enumerate() {
+            // mutool 1.21 loops on this file until killed; the worker's
+            // deadline ends it in a real run.
+            if *engine == EngineChoice::Mupdf && name == "pdfjs-Type3-content-stream-cycle.pdf" {
+                line.push_str(" | loops");
+                row.push(None);
+                continue;
+            }
+            match run(path, *engine, None) {
+                Ok((count, got)) => {
+                    let w = words(&got);
+                    let low = got.0.iter().filter(|p| p.2.low_quality).count();
+                    let right_count = pages.parse::<u32>().map_or(true, |p| p == count);
+                    line.push_str(&format!(
+                        " | {count}p{} {}w{}",
+                        if right_count { "" } else { "!" },
+                        w.len(),
+                        if low > 0 {
+                            format!(" {low}lq")
+                        } else {
+                            String::new()
+                        }
+                    ));
+                    row.push(Some(w.len()));
+                    if let Some(r) = reference.as_ref().filter(|r| r.len() >= 20) {
+                        if class == "normal" {
+                            overlaps[i].push(overlap(&w, r));
+                        }
+                    }
+                }
+                Err(reason) => {
+                    let short: String = reason.chars().take(40).collect();
+                    line.push_str(&format!(" | ERR {short}"));
+                    row.push(None);
+                }
+            }
+        }
+        eprintln!("{line}");
+        results.push(row);
+    }
+    for (i, engine) in order.iter().enumerate() {
+        let rescued: Vec<String> = docs
+            .iter()
+            .zip(&results)
+            // Everything the first engine extracts would be listed: only
+            // the later ones' rescues are worth naming.
+            .filter(|(_, r)| i > 0 && r[i].is_some() && r[..i].iter().all(Option::is_none))
+            .map(|((p, _, _), r)| {
+                let name = p.file_name().unwrap().to_string_lossy();
+                format!("{name} ({} words)", r[i].unwrap_or(0))
+            })
+            .collect();
+        let normal = docs
+            .iter()
+            .zip(&results)
+            .filter(|((_, _, c), _)| c == "normal");
+        let extracted = normal.clone().filter(|(_, r)| r[i].is_some()).count();
+        let with_words = normal.filter(|(_, r)| r[i].is_some_and(|w| w > 0)).count();
+        eprintln!(
+            "{engine:?}: extracts {extracted} normal PDFs ({with_words} with words); median \
+             overlap with Poppler {:.3}; rescues {}: {rescued:?}",
+            if overlaps[i].is_empty() {
+                0.0
+            } else {
+                median(overlaps[i].clone())
+            },
+            rescued.len()
+        );
+    }
 }

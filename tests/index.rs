@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
+use common::score;
 use common::*;
 
 /// Index the whole corpus with 1 and with 3 workers; check every document's
@@ -437,4 +438,47 @@ fn epub_limit_holds() {
         )
         .unwrap();
     assert!(series <= 2, "the time series saw {series} EPUBs at once");
+}
+
+/// A page mostly of unreadable glyphs (a score's music symbols) is indexed
+/// with its words: the document is done, its title searchable, the page
+/// marked low quality in the export (and only there: other pages export
+/// without the key) and counted by `status`.
+#[test]
+fn a_score_keeps_its_words_on_a_low_quality_page() {
+    let env = Env::new();
+    let lib = env.path("lib");
+    std::fs::create_dir(&lib).unwrap();
+    std::fs::write(lib.join("score.pdf"), score::score_pdf(true)).unwrap();
+    std::fs::copy(
+        corpus().join("pdf/pypdf-001-minimal-document.pdf"),
+        lib.join("plain.pdf"),
+    )
+    .unwrap();
+    env.run(&[&"index", &lib, &"--quiet"]).assert_code(0);
+    env.assert_no_leftovers();
+    assert_eq!(env.doc("score.pdf").0, "done");
+
+    let hits = env.run(&[&"search", &"\"violent dance\""]);
+    hits.assert_code(0);
+    assert!(hits.stdout().contains("score.pdf"), "{}", hits.dump());
+
+    let export = String::from_utf8(env.export()).unwrap();
+    let lines: Vec<&str> = export.lines().collect();
+    let score = lines.iter().find(|l| l.contains("score.pdf")).unwrap();
+    assert!(score.ends_with(",\"low_quality\":true}"), "{score}");
+    assert!(score.contains(score::TITLE), "{score}");
+    assert!(!score.contains("\\ue0"), "{score}");
+    let plain = lines.iter().find(|l| l.contains("plain.pdf")).unwrap();
+    assert!(!plain.contains("low_quality"), "{plain}");
+
+    let status = env.status();
+    assert_eq!(status["low_quality_pages"], 1, "{status}");
+    assert_eq!(status["documents"]["done"], 2, "{status}");
+    let text = env.run(&[&"status"]);
+    assert!(
+        text.stdout().contains("low-quality pages: 1;"),
+        "{}",
+        text.dump()
+    );
 }

@@ -18,11 +18,14 @@ pub enum ToWorker {
 pub struct PageFlags {
     /// The engine panicked or failed on this page; its text is empty.
     pub failed: bool,
+    /// Most of the page's characters were unreadable (glyphs without a
+    /// Unicode mapping); they were removed and the words that remain kept.
+    pub low_quality: bool,
 }
 
 impl PageFlags {
     pub fn bits(self) -> i64 {
-        i64::from(self.failed)
+        i64::from(self.failed) | i64::from(self.low_quality) << 1
     }
 }
 

@@ -39,6 +39,13 @@ pub fn status(db: &Path, json: bool) -> anyhow::Result<i32> {
             writeln!(out, "  {state:<12} {n}")?;
         }
     }
+    if status.low_quality_pages > 0 {
+        writeln!(
+            out,
+            "  (low-quality pages: {}; unreadable characters removed, words kept)",
+            status.low_quality_pages
+        )?;
+    }
     if status.interrupted > 0 {
         writeln!(
             out,
@@ -65,6 +72,12 @@ pub fn status(db: &Path, json: bool) -> anyhow::Result<i32> {
                     f.path, f.reason, outcome, f.attempts
                 )?;
             }
+        }
+    }
+    if !status.low_quality.is_empty() {
+        writeln!(out, "\nIndexed with pages of low quality:")?;
+        for d in &status.low_quality {
+            writeln!(out, "  {}: {} of its pages", d.path, d.pages)?;
         }
     }
     out.flush()?;

@@ -188,22 +188,63 @@ pub fn parse_version(banner: &str) -> Option<String> {
     })
 }
 
-/// The engines `auto` tries, fastest first: in-process MuPDF (no child
-/// processes), then MuPDF's mutool (the same reader in a separate process,
-/// and another MuPDF release), then Poppler, then the built-in engine, which
-/// is always last and always there.
+/// The engines `auto` tries. Each is kept only where it extracts documents
+/// the engines before it fail on; measured over the whole corpus
+/// (BENCHMARKS.md, "Which engines `auto` keeps"):
+///
+/// - with in-process MuPDF built in: MuPDF in process first (fastest, no
+///   child processes), then Poppler, which reads 5 corpus PDFs MuPDF fails
+///   on. mutool (the same reader in a child process) and pdf-extract read
+///   none that those two lose, so `auto` leaves them out; they stay
+///   selectable by name.
+/// - without it (`--no-default-features`): mutool, Poppler, then
+///   pdf-extract, the one engine such a build always has.
 pub fn auto_order(detected: &[DetectedEngine]) -> Vec<EngineChoice> {
     let has = |c: EngineChoice| detected.iter().any(|d| d.choice == c && d.available);
-    let mut order: Vec<EngineChoice> = [
-        EngineChoice::MupdfInproc,
-        EngineChoice::Mupdf,
-        EngineChoice::Poppler,
-    ]
-    .into_iter()
-    .filter(|c| has(*c))
-    .collect();
-    order.push(EngineChoice::Builtin);
+    let candidates: &[EngineChoice] = if has(EngineChoice::MupdfInproc) {
+        &[EngineChoice::MupdfInproc, EngineChoice::Poppler]
+    } else {
+        &[EngineChoice::Mupdf, EngineChoice::Poppler]
+    };
+    let mut order: Vec<EngineChoice> = candidates.iter().copied().filter(|c| has(*c)).collect();
+    if !has(EngineChoice::MupdfInproc) {
+        order.push(EngineChoice::Builtin);
+    }
     order
+}
+
+/// Why `engine` is where it is in `auto` (or left out), in one line, for
+/// `docmill engines`. `order` is `auto_order`'s answer.
+pub fn auto_reason(engine: EngineChoice, order: &[EngineChoice]) -> String {
+    let inproc = order.contains(&EngineChoice::MupdfInproc);
+    let place = order.iter().position(|c| *c == engine);
+    let why = match (engine, inproc) {
+        (EngineChoice::MupdfInproc, _) => {
+            "fastest: MuPDF in the worker's own process, no child process per document"
+        }
+        (EngineChoice::Poppler, true) => {
+            "reads documents MuPDF fails on (5 corpus PDFs: fonts it cannot map, owner-locked files)"
+        }
+        (EngineChoice::Poppler, false) => "reads documents MuPDF fails on",
+        (EngineChoice::Mupdf, true) => {
+            "the same reader as mupdf-inproc in a child process: rescues nothing it loses"
+        }
+        (EngineChoice::Mupdf, false) => "fastest engine this build has",
+        (EngineChoice::Builtin, true) => {
+            "reads nothing MuPDF and Poppler both lose, and reads the fewest documents"
+        }
+        (EngineChoice::Builtin, false) => "always there: needs nothing installed",
+    };
+    let installable =
+        matches!(engine, EngineChoice::Poppler) || (engine == EngineChoice::Mupdf && !inproc);
+    match place {
+        Some(i) => format!("auto #{}: {why}", i + 1),
+        None if engine == EngineChoice::MupdfInproc => {
+            format!("not built in (cargo feature mupdf-inproc): {why}")
+        }
+        None if installable => format!("not in auto (not installed): {why}"),
+        None => format!("not in auto: {why}"),
+    }
 }
 
 /// The engines a flag selects, in the order to try them; an error when the
@@ -226,27 +267,34 @@ pub fn resolve(flag: EngineFlag, detected: &[DetectedEngine]) -> Result<Vec<Engi
 
 #[derive(Serialize)]
 struct Listing<'a> {
-    engines: &'a [DetectedEngine],
+    engines: Vec<ListedEngine<'a>>,
     auto: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+struct ListedEngine<'a> {
+    #[serde(flatten)]
+    engine: &'a DetectedEngine,
+    /// Where it stands in `auto`, and why.
+    auto_reason: String,
 }
 
 /// `docmill engines [--json]`: what is installed and what `auto` uses.
 pub fn list(json: bool) -> anyhow::Result<i32> {
     let detected = detect();
-    let auto: Vec<&'static str> = auto_order(&detected)
-        .into_iter()
-        .map(EngineChoice::as_str)
-        .collect();
+    let order = auto_order(&detected);
+    let auto: Vec<&'static str> = order.iter().map(|c| c.as_str()).collect();
     let stdout = io::stdout();
     let mut out = stdout.lock();
     if json {
-        serde_json::to_writer(
-            &mut out,
-            &Listing {
-                engines: &detected,
-                auto,
-            },
-        )?;
+        let engines = detected
+            .iter()
+            .map(|d| ListedEngine {
+                engine: d,
+                auto_reason: auto_reason(d.choice, &order),
+            })
+            .collect();
+        serde_json::to_writer(&mut out, &Listing { engines, auto })?;
         writeln!(out)?;
     } else {
         for d in &detected {
@@ -258,6 +306,7 @@ pub fn list(json: bool) -> anyhow::Result<i32> {
                 (None, None) => "(in-process)".to_string(),
             };
             writeln!(out, "{:<12} {:<10} {:<28} {path}", d.name, state, version)?;
+            writeln!(out, "{:<12} {}", "", auto_reason(d.choice, &order))?;
         }
         writeln!(out, "auto: {}", auto.join(" > "))?;
     }
@@ -306,45 +355,47 @@ mod tests {
     }
 
     #[test]
-    fn auto_is_fastest_first_and_always_ends_with_builtin() {
-        let all = [
-            engine(EngineChoice::Builtin, true),
-            engine(EngineChoice::Poppler, true),
-            engine(EngineChoice::Mupdf, true),
-        ];
+    fn auto_keeps_only_engines_that_rescue_documents() {
+        use EngineChoice::*;
+        let with = |available: &[EngineChoice]| -> Vec<DetectedEngine> {
+            [Builtin, MupdfInproc, Mupdf, Poppler]
+                .into_iter()
+                .map(|c| engine(c, c == Builtin || available.contains(&c)))
+                .collect()
+        };
+        // In-process MuPDF, then Poppler where installed; mutool and
+        // pdf-extract rescue nothing those two lose.
         assert_eq!(
-            auto_order(&all),
-            vec![
-                EngineChoice::Mupdf,
-                EngineChoice::Poppler,
-                EngineChoice::Builtin
-            ]
+            auto_order(&with(&[MupdfInproc, Mupdf, Poppler])),
+            vec![MupdfInproc, Poppler]
         );
-        let no_mupdf = [
-            engine(EngineChoice::Builtin, true),
-            engine(EngineChoice::Mupdf, false),
-            engine(EngineChoice::Poppler, true),
-        ];
+        assert_eq!(auto_order(&with(&[MupdfInproc, Mupdf])), vec![MupdfInproc]);
+        // A build without it: the external engines, then pdf-extract.
         assert_eq!(
-            auto_order(&no_mupdf),
-            vec![EngineChoice::Poppler, EngineChoice::Builtin]
+            auto_order(&with(&[Mupdf, Poppler])),
+            vec![Mupdf, Poppler, Builtin]
         );
-        assert_eq!(auto_order(&[]), vec![EngineChoice::Builtin]);
-        let with_inproc = [
-            engine(EngineChoice::Builtin, true),
-            engine(EngineChoice::Poppler, true),
-            engine(EngineChoice::Mupdf, true),
-            engine(EngineChoice::MupdfInproc, true),
-        ];
-        assert_eq!(
-            auto_order(&with_inproc),
-            vec![
-                EngineChoice::MupdfInproc,
-                EngineChoice::Mupdf,
-                EngineChoice::Poppler,
-                EngineChoice::Builtin
-            ]
-        );
+        assert_eq!(auto_order(&with(&[Poppler])), vec![Poppler, Builtin]);
+        assert_eq!(auto_order(&with(&[])), vec![Builtin]);
+        assert_eq!(auto_order(&[]), vec![Builtin]);
+    }
+
+    #[test]
+    fn every_engine_says_where_it_stands_in_auto() {
+        use EngineChoice::*;
+        let order = [MupdfInproc, Poppler];
+        assert!(auto_reason(MupdfInproc, &order).starts_with("auto #1: fastest"));
+        assert!(auto_reason(Poppler, &order).starts_with("auto #2: reads documents MuPDF"));
+        assert!(auto_reason(Mupdf, &order).starts_with("not in auto: the same reader"));
+        assert!(auto_reason(Builtin, &order).starts_with("not in auto: reads nothing"));
+        let order = [Mupdf, Builtin];
+        assert!(auto_reason(MupdfInproc, &order).starts_with("not built in"));
+        assert!(auto_reason(Mupdf, &order).starts_with("auto #1"));
+        assert!(auto_reason(Poppler, &order).starts_with("not in auto (not installed)"));
+        assert!(auto_reason(Builtin, &order).starts_with("auto #2: always there"));
+        for c in [MupdfInproc, Mupdf, Poppler, Builtin] {
+            assert!(!auto_reason(c, &order).contains('\n'));
+        }
     }
 
     /// Built with the feature, in-process MuPDF is always offered and

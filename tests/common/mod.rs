@@ -11,6 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod pg;
+pub mod score;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_docmill");
 

@@ -2,6 +2,7 @@
 //! with a hidden subcommand: it connects back to the supervisor, takes one job
 //! at a time, streams page texts back and sends heartbeats while it works.
 
+pub mod cleanup;
 pub mod engines;
 mod heartbeat;
 mod job_loop;

@@ -31,6 +31,12 @@ pub const LONG_WORD_SHARE: f64 = 0.30;
 pub const MIN_CHARS: u64 = 100;
 /// Garbage when this share of non-space characters is unreadable.
 pub const BAD_CHAR_SHARE: f64 = 0.50;
+/// A word, for `real_words`: a token with at least this many letters.
+pub const REAL_WORD_LETTERS: u32 = 3;
+/// Text judged garbage for its unreadable characters is still kept, with
+/// them removed, when at least this many real words remain (a score's
+/// title and instrument names, a form's labels).
+pub const MIN_REAL_WORDS: u64 = 3;
 
 /// Running counts over the text seen so far.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -47,6 +53,8 @@ pub struct TextStats {
     pub letters: u64,
     /// Spaced-script letters in tokens of `LONG_WORD_LETTERS` or more.
     pub long_word_letters: u64,
+    /// Tokens with `REAL_WORD_LETTERS` letters or more, of any script.
+    pub real_words: u64,
 }
 
 /// Why a text is judged garbage.
@@ -92,16 +100,23 @@ impl TextStats {
         for token in text.split_whitespace() {
             let mut letters = 0u32;
             let mut others = 0u32;
+            let mut any_letters = 0u32;
             for c in token.chars() {
                 self.chars += 1;
-                if is_bad(c) {
+                if is_unreadable(c) {
                     self.bad_chars += 1;
+                }
+                if c.is_alphabetic() {
+                    any_letters += 1;
                 }
                 if is_spaced_letter(c) {
                     letters += 1;
                 } else {
                     others += 1;
                 }
+            }
+            if any_letters >= REAL_WORD_LETTERS {
+                self.real_words += 1;
             }
             if letters == 0 {
                 continue;
@@ -115,6 +130,23 @@ impl TextStats {
                 self.long_word_letters += u64::from(letters);
             }
         }
+    }
+
+    /// Adds counts made elsewhere, as if their text had been fed here.
+    pub fn merge(&mut self, other: &TextStats) {
+        self.chars += other.chars;
+        self.bad_chars += other.bad_chars;
+        self.tokens += other.tokens;
+        self.fragments += other.fragments;
+        self.letters += other.letters;
+        self.long_word_letters += other.long_word_letters;
+        self.real_words += other.real_words;
+    }
+
+    /// Whether this text alone is judged garbage for its unreadable
+    /// characters: the page-sized form of the `BadChars` verdict.
+    pub fn mostly_unreadable(&self) -> bool {
+        self.chars >= MIN_CHARS && self.bad_char_share() >= BAD_CHAR_SHARE
     }
 
     pub fn fragment_share(&self) -> f64 {
@@ -132,7 +164,7 @@ impl TextStats {
     /// The verdict on everything counted so far. Too little text is fine:
     /// a short page says too little to judge.
     pub fn verdict(&self) -> Verdict {
-        if self.chars >= MIN_CHARS && self.bad_char_share() >= BAD_CHAR_SHARE {
+        if self.mostly_unreadable() {
             return Verdict::BadChars(self.bad_char_share());
         }
         if self.letters < MIN_LETTERS {
@@ -172,8 +204,9 @@ fn is_spaced_letter(c: char) -> bool {
 }
 
 /// Characters that carry no readable text: U+FFFD, controls other than
-/// whitespace, and private-use code points (unmapped glyphs).
-fn is_bad(c: char) -> bool {
+/// whitespace, and private-use code points (unmapped glyphs, or a music or
+/// symbol font's own code points).
+pub fn is_unreadable(c: char) -> bool {
     c == '\u{FFFD}'
         || (c.is_control() && !c.is_whitespace())
         || matches!(u32::from(c), 0xE000..=0xF8FF | 0xF0000..=0x10FFFF)
@@ -297,5 +330,26 @@ mod tests {
         s.add("one two x y");
         s.add("z three");
         assert_eq!(s, TextStats::of("one two x y z three"));
+        let mut merged = TextStats::of("one two x y");
+        merged.merge(&TextStats::of("z three"));
+        assert_eq!(merged, s);
+    }
+
+    #[test]
+    fn real_words_have_three_letters_in_any_script() {
+        let s = TextStats::of(
+            "Violent Dance For Orchestra: a b ab 12345 ©© 日本語 \u{E001}\u{E002}\u{E003}",
+        );
+        assert_eq!(s.real_words, 5);
+    }
+
+    #[test]
+    fn a_page_is_mostly_unreadable_on_the_document_rule() {
+        let glyphs = "\u{E0A4}\u{E050} ".repeat(60);
+        assert!(TextStats::of(&glyphs).mostly_unreadable());
+        assert!(TextStats::of(&format!("{glyphs} Violent Dance")).mostly_unreadable());
+        assert!(!TextStats::of(&format!("{glyphs}{}", prose(5))).mostly_unreadable());
+        // Too short to judge, as for a whole document.
+        assert!(!TextStats::of("\u{FFFD}").mostly_unreadable());
     }
 }

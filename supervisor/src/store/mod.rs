@@ -22,9 +22,9 @@ pub use sqlite::{
     APPLICATION_ID,
 };
 pub use types::{
-    expiry_ms, now_ms, Claim, DiscoverCounts, DocState, DocumentMatch, Failure, Finished,
-    FinishedResult, Found, FoundKind, Merged, PageMatch, PageMatches, PageSearch, QueuedDoc,
-    RetryPolicy, Status, TooNew, Written,
+    expiry_ms, low_quality_bit, now_ms, Claim, DiscoverCounts, DocState, DocumentMatch, Failure,
+    Finished, FinishedResult, Found, FoundKind, LowQuality, Merged, PageMatch, PageMatches,
+    PageSearch, QueuedDoc, RetryPolicy, Status, TooNew, Written,
 };
 
 pub use pg::PgStore;

@@ -355,6 +355,28 @@ pub struct Status {
     /// Attempts cut short by a supervisor that died; not held against
     /// any document.
     pub interrupted: u64,
+    /// Pages indexed with their unreadable characters removed, among
+    /// `pages`; their documents count as done.
+    pub low_quality_pages: u64,
+    /// The documents those pages belong to, in path order.
+    pub low_quality: Vec<LowQuality>,
+}
+
+/// A document indexed with pages of low quality (`PageFlags::low_quality`).
+#[derive(Clone, Debug, Serialize)]
+pub struct LowQuality {
+    pub path: String,
+    pub pages: u64,
+}
+
+/// The stored `flags` bit of a low-quality page, as `PageFlags::bits`
+/// writes it.
+pub fn low_quality_bit() -> i64 {
+    PageFlags {
+        low_quality: true,
+        ..PageFlags::default()
+    }
+    .bits()
 }
 
 impl Status {

@@ -50,7 +50,14 @@ pub fn extract(
             }
             None => {
                 missing += 1;
-                sink.page(page, String::new(), PageFlags { failed: true });
+                sink.page(
+                    page,
+                    String::new(),
+                    PageFlags {
+                        failed: true,
+                        ..PageFlags::default()
+                    },
+                );
             }
         }
     }

@@ -12,6 +12,7 @@ mod pdf_builtin;
 mod pdf_meta;
 pub mod poppler;
 
+use std::borrow::Cow;
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -21,8 +22,8 @@ use docmill_protocol::{
     DocSummary, EngineChoice, Format, Job, PageFlags, PageRange, WorkerFailure, WorkerFailureKind,
 };
 
-use crate::mockdoc;
-use crate::quality::TextStats;
+use crate::quality::{self, TextStats, Verdict};
+use crate::{cleanup, mockdoc};
 
 /// The in-process MuPDF engine's version when this build has it (cargo
 /// feature `mupdf-inproc`), so that the supervisor offers exactly what its
@@ -89,7 +90,17 @@ pub fn extract(job: &Job, sink: &mut dyn PageSink) -> Result<DocSummary, Stop> {
 
 /// Extracts a PDF (or the page range of it) with `engine`, then fails the job
 /// as garbage when the text it produced is judged unusable. A chunk job is
-/// judged on its own pages.
+/// judged on its own pages. Each page's text is tidied on its way (see
+/// `cleanup`): words hyphenated across line ends joined, and a page mostly
+/// of unreadable characters stripped of them and flagged low quality.
+///
+/// A document judged garbage only for its unreadable characters is kept
+/// when the words left on those pages are real text: the unreadable part is
+/// glyphs the document's own fonts give no Unicode for (a score's music
+/// symbols), which no other engine can read either, so the next engine
+/// would only fail the same way and the words would be lost. Garbage of
+/// spacing (letters split apart, words run together) is the engine's own
+/// misreading, and goes to the next engine as before.
 pub fn extract_pdf(
     path: &Path,
     engine: EngineChoice,
@@ -99,6 +110,8 @@ pub fn extract_pdf(
     let mut judged = Judged {
         inner: sink,
         stats: TextStats::default(),
+        kept: TextStats::default(),
+        low_quality: 0,
     };
     let summary = match engine {
         EngineChoice::Builtin => pdf_builtin::extract(path, range, &mut judged)?,
@@ -113,7 +126,7 @@ pub fn extract_pdf(
             return Err(deterministic(MUPDF_INPROC_MISSING.to_string()).into())
         }
     };
-    match judged.stats.verdict().reason() {
+    match judged.verdict().reason() {
         Some(reason) => Err(WorkerFailure {
             kind: WorkerFailureKind::Garbage,
             reason,
@@ -123,15 +136,54 @@ pub fn extract_pdf(
     }
 }
 
-/// Passes pages on and counts them for the quality check.
+/// Tidies pages on their way (see `cleanup`) and counts them for the
+/// quality check.
 struct Judged<'a> {
     inner: &'a mut dyn PageSink,
+    /// The text as the engine wrote it (hyphenated words joined).
     stats: TextStats,
+    /// The text as sent on, unreadable characters removed where a page was
+    /// mostly made of them.
+    kept: TextStats,
+    /// Pages sent with their unreadable characters removed.
+    low_quality: u32,
+}
+
+impl Judged<'_> {
+    /// The engine's text's verdict; a `BadChars` one stands only when what
+    /// was kept is no better.
+    fn verdict(&self) -> Verdict {
+        match self.stats.verdict() {
+            Verdict::BadChars(_)
+                if self.low_quality > 0
+                    && self.kept.verdict() == Verdict::Fine
+                    && self.kept.real_words >= quality::MIN_REAL_WORDS =>
+            {
+                Verdict::Fine
+            }
+            v => v,
+        }
+    }
 }
 
 impl PageSink for Judged<'_> {
-    fn page(&mut self, page: u32, text: String, flags: PageFlags) {
-        self.stats.add(&text);
+    fn page(&mut self, page: u32, text: String, mut flags: PageFlags) {
+        let text = match cleanup::join_hyphenated(&text) {
+            Cow::Borrowed(_) => text,
+            Cow::Owned(joined) => joined,
+        };
+        let seen = TextStats::of(&text);
+        self.stats.merge(&seen);
+        let text = if seen.mostly_unreadable() {
+            self.low_quality += 1;
+            flags.low_quality = true;
+            let kept = cleanup::without_unreadable(&text);
+            self.kept.add(&kept);
+            kept
+        } else {
+            self.kept.merge(&seen);
+            text
+        };
         self.inner.page(page, text, flags);
     }
 

@@ -71,7 +71,14 @@ pub fn extract(
             let what = format!("mutool draw failed on {lost} of {wanted} pages");
             return Err(finished.failure(&what, first_loss).into());
         }
-        sink.page(next, String::new(), PageFlags { failed: true });
+        sink.page(
+            next,
+            String::new(),
+            PageFlags {
+                failed: true,
+                ..PageFlags::default()
+            },
+        );
         next += 1;
     }
     Ok(meta.into_summary(NAME))

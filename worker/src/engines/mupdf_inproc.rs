@@ -91,7 +91,14 @@ pub fn extract(
             )))
             .into());
         }
-        sink.page(page, String::new(), PageFlags { failed: true });
+        sink.page(
+            page,
+            String::new(),
+            PageFlags {
+                failed: true,
+                ..PageFlags::default()
+            },
+        );
     }
     Ok(DocSummary {
         page_count: meta.page_count,

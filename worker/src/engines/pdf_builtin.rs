@@ -48,7 +48,14 @@ pub fn extract(
             Err(reason) => {
                 failed += 1;
                 first_error.get_or_insert_with(|| format!("page {page}: {reason}"));
-                sink.page(page, String::new(), PageFlags { failed: true });
+                sink.page(
+                    page,
+                    String::new(),
+                    PageFlags {
+                        failed: true,
+                        ..PageFlags::default()
+                    },
+                );
             }
         }
     }

@@ -9,8 +9,8 @@ use postgres::types::ToSql;
 
 use crate::search::render;
 use crate::store::{
-    now_ms, DocumentMatch, ExportPage, Failure, PageMatch, PageMatches, PageSearch, Status,
-    StoreError,
+    low_quality_bit, now_ms, DocumentMatch, ExportPage, Failure, LowQuality, PageMatch,
+    PageMatches, PageSearch, Status, StoreError,
 };
 
 impl PgStore {
@@ -167,6 +167,21 @@ impl PgStore {
                 attempts: r.get::<_, i64>(4) as u32,
             })
             .collect();
+        status.low_quality = self
+            .client
+            .query(
+                "SELECT d.display_path, count(*) FROM pages p JOIN documents d ON d.id = p.doc_id
+                 WHERE d.status IN ('done', 'partial') AND p.flags & $1 != 0
+                 GROUP BY d.id, d.path, d.display_path ORDER BY d.path",
+                &[&low_quality_bit()],
+            )?
+            .iter()
+            .map(|r| LowQuality {
+                path: r.get(0),
+                pages: r.get::<_, i64>(1) as u64,
+            })
+            .collect();
+        status.low_quality_pages = status.low_quality.iter().map(|d| d.pages).sum();
         Ok(status)
     }
 
@@ -175,12 +190,13 @@ impl PgStore {
         // pages never sits in memory at once.
         let mut tx = self.client.transaction()?;
         let portal = tx.bind(
-            "SELECT d.display_path, p.page, p.text FROM pages p
+            "SELECT d.display_path, p.page, p.text, p.flags FROM pages p
              JOIN documents d ON d.id = p.doc_id
              WHERE d.status IN ('done', 'partial')
              ORDER BY d.path, p.page",
             &[],
         )?;
+        let low = low_quality_bit();
         let mut n = 0;
         loop {
             let rows = tx.query_portal(&portal, 1000)?;
@@ -192,6 +208,7 @@ impl PgStore {
                     path: row.get(0),
                     page: row.get::<_, i64>(1) as u32,
                     text: row.get(2),
+                    low_quality: row.get::<_, i64>(3) & low != 0,
                 };
                 serde_json::to_writer(&mut *out, &page).map_err(std::io::Error::from)?;
                 out.write_all(b"\n")?;

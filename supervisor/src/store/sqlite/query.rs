@@ -8,13 +8,18 @@ use serde::Serialize;
 
 use super::{SqliteError, SqliteStore};
 use crate::search::render;
-use crate::store::{DocumentMatch, Failure, PageMatch, PageMatches, PageSearch, Status};
+use crate::store::{
+    low_quality_bit, DocumentMatch, Failure, LowQuality, PageMatch, PageMatches, PageSearch, Status,
+};
 
 #[derive(Serialize)]
 pub struct ExportPage<'a> {
     pub path: &'a str,
     pub page: u32,
     pub text: &'a str,
+    /// Written only when set, so that other pages export as before.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub low_quality: bool,
 }
 
 impl SqliteStore {
@@ -142,6 +147,19 @@ impl SqliteStore {
             })
         })?;
         status.failures = rows.collect::<Result<_, _>>()?;
+        let mut stmt = self.conn.prepare(
+            "SELECT d.display_path, count(*) FROM pages p JOIN documents d ON d.id = p.doc_id
+             WHERE d.status IN ('done', 'partial') AND p.flags & ?1 != 0
+             GROUP BY d.id ORDER BY d.path",
+        )?;
+        let rows = stmt.query_map(params![low_quality_bit()], |r| {
+            Ok(LowQuality {
+                path: r.get(0)?,
+                pages: r.get::<_, i64>(1)? as u64,
+            })
+        })?;
+        status.low_quality = rows.collect::<Result<_, _>>()?;
+        status.low_quality_pages = status.low_quality.iter().map(|d| d.pages).sum();
         Ok(status)
     }
 
@@ -149,11 +167,12 @@ impl SqliteStore {
     /// library gives the same bytes whatever the worker count or history.
     pub fn export(&self, out: &mut dyn Write) -> Result<u64, ExportError> {
         let mut stmt = self.conn.prepare(
-            "SELECT d.display_path, p.page, p.text FROM pages p
+            "SELECT d.display_path, p.page, p.text, p.flags FROM pages p
              JOIN documents d ON d.id = p.doc_id
              WHERE d.status IN ('done', 'partial')
              ORDER BY d.path, p.page",
         )?;
+        let low = low_quality_bit();
         let mut rows = stmt.query([])?;
         let mut n = 0;
         while let Some(row) = rows.next()? {
@@ -163,6 +182,7 @@ impl SqliteStore {
                 path: &path,
                 page: row.get(1)?,
                 text: &text,
+                low_quality: row.get::<_, i64>(3)? & low != 0,
             };
             serde_json::to_writer(&mut *out, &page).map_err(std::io::Error::from)?;
             out.write_all(b"\n")?;
