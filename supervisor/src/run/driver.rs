@@ -129,13 +129,11 @@ impl<'a, S: Sampler> Driver<'a, S> {
             self.wait_messages(&mut state)?;
             if last_rss.elapsed() >= RSS_EVERY {
                 last_rss = Instant::now();
-                let limited: Vec<(WorkerId, u32)> = self
-                    .workers
-                    .iter()
-                    .filter(|(_, w)| w.mem_limit > 0)
-                    .map(|(id, w)| (*id, w.pid))
-                    .collect();
-                for (worker, pid) in limited {
+                // Every worker, limited or not: the state also watches for
+                // memory that climbs while a job makes no progress.
+                let pids: Vec<(WorkerId, u32)> =
+                    self.workers.iter().map(|(id, w)| (*id, w.pid)).collect();
+                for (worker, pid) in pids {
                     let rss = pool::tree_rss(pid);
                     self.feed(&mut state, Event::Rss { worker, rss })?;
                 }

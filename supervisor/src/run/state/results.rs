@@ -57,15 +57,7 @@ impl State {
                 (size != job.doc.size || mtime_ns != job.doc.mtime_ns).then_some((size, mtime_ns))
             }
             FileSeen::Vanished => {
-                let reason = "the file vanished while it was read";
-                self.record_failure(
-                    job,
-                    Outcome::ExtractFailed,
-                    reason.into(),
-                    DocState::Failed,
-                    false,
-                    pid,
-                );
+                self.unreadable(job, "the file vanished while it was read", pid);
                 return;
             }
         };
@@ -87,21 +79,27 @@ impl State {
         self.push_result(job.ending(pid), FinishedResult::Done { summary, pages });
     }
 
+    /// The file could not be read as it was when the job began: the
+    /// document fails, without the attempt counting against it.
+    fn unreadable(&mut self, job: InFlight, reason: &str, pid: u32) {
+        let failed = DocState::Failed;
+        self.record_failure(
+            job,
+            Outcome::ExtractFailed,
+            reason.into(),
+            failed,
+            false,
+            pid,
+        );
+    }
+
     /// The file changed while it was read: the first time, it goes back to
     /// the queue as the file it is now (a split document as a whole, its
     /// plan being for the old file); the second time, it fails.
     fn file_changed(&mut self, job: InFlight, size: u64, mtime_ns: i64, pid: u32) {
         self.batch.bytes = self.batch.bytes.saturating_sub(bytes_of(&job.pages));
         if !self.changed_once.insert(job.doc.id) {
-            let reason = "the file kept changing while it was read";
-            self.record_failure(
-                job,
-                Outcome::ExtractFailed,
-                reason.into(),
-                DocState::Failed,
-                false,
-                pid,
-            );
+            self.unreadable(job, "the file kept changing while it was read", pid);
             return;
         }
         let id = job.doc.id;
