@@ -81,6 +81,11 @@ fn run(
         allow_mock: false,
         epub_entry_cap: 1 << 28,
         epub_book_cap: 1 << 30,
+        ocr: docmill_protocol::OcrSettings {
+            mode: docmill_protocol::OcrMode::Off,
+            ..Default::default()
+        },
+        ocr_pages: None,
     };
     let mut pages = Pages::default();
     match engines::extract(&job, &mut pages) {

@@ -575,6 +575,7 @@ mod bench {
                                 )),
                                 language: None,
                                 engine: "bench".into(),
+                                content_hash: None,
                             },
                             pages: texts,
                         },

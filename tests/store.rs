@@ -65,6 +65,7 @@ fn done(doc: i64, claim: Claim, run: i64, pages: &[&str]) -> Finished {
                 author: None,
                 language: None,
                 engine: "test".into(),
+                content_hash: None,
             },
             pages: pages
                 .iter()

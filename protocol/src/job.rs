@@ -72,6 +72,57 @@ impl EngineChoice {
     }
 }
 
+/// How a run treats pages without a usable text layer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OcrMode {
+    /// Never recognise; pages without text stay empty (and are reported).
+    Off,
+    /// Recognise only pages whose text layer gives almost nothing and that
+    /// carry an image.
+    #[default]
+    Auto,
+    /// Recognise every page, text layer or not.
+    Force,
+}
+
+impl OcrMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OcrMode::Off => "off",
+            OcrMode::Auto => "auto",
+            OcrMode::Force => "force",
+        }
+    }
+}
+
+/// The run's OCR settings, sent with every PDF job: text jobs need the mode
+/// to decide which pages to flag `needs_ocr`; OCR jobs need all of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OcrSettings {
+    pub mode: OcrMode,
+    /// Tesseract's language list, `+`-joined (`eng`, `eng+deu`).
+    pub lang: String,
+    /// Rendering resolution before the pixel cap applies.
+    pub dpi: u32,
+    /// One page's recognition may take this long; then that page alone
+    /// fails (flag `failed`, with a note) and the job goes on.
+    pub page_timeout_ms: u64,
+    /// Renders larger than this many pixels are scaled down to fit.
+    pub max_pixels: u64,
+}
+
+impl Default for OcrSettings {
+    fn default() -> Self {
+        OcrSettings {
+            mode: OcrMode::Auto,
+            lang: "eng".to_string(),
+            dpi: 300,
+            page_timeout_ms: 60_000,
+            max_pixels: 40_000_000,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Job {
     pub id: JobId,
@@ -93,4 +144,10 @@ pub struct Job {
     /// Cap on the decompressed bytes of one EPUB entry and of a whole book.
     pub epub_entry_cap: u64,
     pub epub_book_cap: u64,
+    /// The run's OCR settings (ignored for EPUBs).
+    pub ocr: OcrSettings,
+    /// When set, this is an OCR job: recognise exactly these pages (1-based,
+    /// ascending, all within `range` when that is set) and send each as a
+    /// `Page` with the `ocr` flag; no text-layer extraction is done.
+    pub ocr_pages: Option<Vec<u32>>,
 }

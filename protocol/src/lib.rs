@@ -7,7 +7,7 @@ mod job;
 mod message;
 mod outcome;
 
-pub use job::{EngineChoice, Format, Job, JobId, PageRange};
+pub use job::{EngineChoice, Format, Job, JobId, OcrMode, OcrSettings, PageRange};
 pub use message::{DocSummary, FromWorker, PageFlags, ToWorker, WorkerFailure, WorkerFailureKind};
 pub use outcome::Outcome;
 
@@ -16,4 +16,4 @@ pub const WORKER_SUBCOMMAND: &str = "__worker";
 
 /// Bumped whenever a message changes shape; the worker echoes it in its
 /// hello so a stale binary is refused instead of misread.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;

@@ -21,11 +21,29 @@ pub struct PageFlags {
     /// Most of the page's characters were unreadable (glyphs without a
     /// Unicode mapping); they were removed and the words that remain kept.
     pub low_quality: bool,
+    /// The text layer gave almost nothing and the page carries an image (or
+    /// the run forces OCR): the supervisor schedules it for recognition.
+    /// Set only by text jobs, and only when the job's OCR mode is not `Off`.
+    pub needs_ocr: bool,
+    /// The text came from OCR (an OCR job's page, or the OCR cache).
+    pub ocr: bool,
 }
 
 impl PageFlags {
     pub fn bits(self) -> i64 {
-        i64::from(self.failed) | i64::from(self.low_quality) << 1
+        i64::from(self.failed)
+            | i64::from(self.low_quality) << 1
+            | i64::from(self.needs_ocr) << 2
+            | i64::from(self.ocr) << 3
+    }
+
+    pub fn from_bits(bits: i64) -> PageFlags {
+        PageFlags {
+            failed: bits & 1 != 0,
+            low_quality: bits & 2 != 0,
+            needs_ocr: bits & 4 != 0,
+            ocr: bits & 8 != 0,
+        }
     }
 }
 
@@ -39,6 +57,10 @@ pub struct DocSummary {
     pub language: Option<String>,
     /// The engine that produced the text.
     pub engine: String,
+    /// Hex digest of the file's bytes (BLAKE3), set when any page was
+    /// flagged `needs_ocr`: the OCR cache is keyed by it, so a renamed or
+    /// touched file is never recognised twice.
+    pub content_hash: Option<String>,
 }
 
 /// Why a worker could not extract a document, as the worker sees it.
@@ -93,6 +115,10 @@ pub enum FromWorker {
         page: u32,
         text: String,
         flags: PageFlags,
+        /// OCR pages: the engine's mean word confidence, 0-100.
+        confidence: Option<f32>,
+        /// Why the page failed (e.g. "OCR timed out after 60s"), for `status`.
+        note: Option<String>,
     },
     Done {
         job: JobId,

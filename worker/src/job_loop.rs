@@ -68,6 +68,8 @@ impl PageSink for IpcPages<'_> {
             page,
             text,
             flags,
+            confidence: None,
+            note: None,
         });
     }
 

@@ -245,6 +245,7 @@ pub fn run(path: &Path, job: &Job, sink: &mut dyn PageSink) -> Result<DocSummary
         author: None,
         language: None,
         engine: "mock".to_string(),
+        content_hash: None,
     })
 }
 

@@ -387,6 +387,7 @@ fn message_event(worker: WorkerId, msg: FromWorker, state: &State) -> Option<Eve
             page,
             text,
             flags,
+            ..
         } => Event::Page {
             worker,
             job,

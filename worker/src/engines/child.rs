@@ -356,6 +356,7 @@ impl Meta {
             author: self.author,
             language: None,
             engine: engine.to_string(),
+            content_hash: None,
         }
     }
 }

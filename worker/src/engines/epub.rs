@@ -77,6 +77,7 @@ pub fn extract(
         author: meta("creator"),
         language: meta("language"),
         engine: NAME.to_string(),
+        content_hash: None,
     })
 }
 

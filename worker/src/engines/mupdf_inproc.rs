@@ -106,6 +106,7 @@ pub fn extract(
         author: meta.author,
         language: None,
         engine: NAME.to_string(),
+        content_hash: None,
     })
 }
 

@@ -78,6 +78,7 @@ pub fn extract(
         author,
         language: None,
         engine: NAME.to_string(),
+        content_hash: None,
     })
 }
 

@@ -49,6 +49,7 @@ mod tests {
                 author: None,
                 language: None,
                 engine: "builtin".into(),
+                content_hash: None,
             },
             pages: Vec::new(),
         };
