@@ -391,3 +391,69 @@ fn live_status_and_stats_file() {
     assert_eq!(last["totals"]["docs_done"], 12, "{last}");
     env.assert_no_leftovers();
 }
+
+/// A document that hangs is named in the stats file's list of running
+/// jobs, its elapsed time rising and its worker's memory read, until its
+/// deadline kills it; the final stats file lists nothing running.
+#[test]
+fn a_hanging_document_is_named_while_it_runs() {
+    let env = Env::new();
+    let lib = env.path("lib");
+    mockdoc(&lib, "stuck", "hang\n");
+    let stats = env.path("stats.json");
+    let mut child = env.spawn(&[
+        &"index",
+        &lib,
+        &"--allow-mock-docs",
+        &"--workers",
+        &"1",
+        &"--quiet",
+        &"--timeout",
+        &"8s",
+        &"--max-attempts",
+        &"1",
+        &"--stats",
+        &stats,
+    ]);
+    let read_stats = || -> Option<serde_json::Value> {
+        serde_json::from_slice(&std::fs::read(&stats).ok()?).ok()
+    };
+    let stuck = || -> Option<(f64, u64)> {
+        let v = read_stats()?;
+        let job = v["running"]
+            .as_array()?
+            .iter()
+            .find(|j| {
+                j["path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with("stuck.mockdoc"))
+            })?
+            .clone();
+        Some((job["elapsed_s"].as_f64()?, job["rss_bytes"].as_u64()?))
+    };
+    let mut first = None;
+    let named = common::wait_until(Duration::from_secs(30), || {
+        first = stuck();
+        first.is_some()
+    });
+    assert!(named, "the hanging document never showed as running");
+    let (elapsed, _) = first.unwrap();
+    let mut later = None;
+    let rising = common::wait_until(Duration::from_secs(30), || {
+        later = stuck().filter(|(e, rss)| *e > elapsed && *rss > 0);
+        later.is_some()
+    });
+    assert!(
+        rising,
+        "its elapsed time did not rise past {elapsed} s with a memory reading: {:?}",
+        read_stats()
+    );
+    let status = wait_child(&mut child, Duration::from_secs(60));
+    // Killed at its deadline, for the first time: a new failure.
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(env.attempts("stuck.mockdoc"), vec!["timed-out"]);
+    let last = read_stats().unwrap();
+    assert_eq!(last["finished"], true, "{last}");
+    assert_eq!(last["running"], serde_json::json!([]), "{last}");
+    env.assert_no_leftovers();
+}

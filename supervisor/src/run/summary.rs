@@ -180,8 +180,13 @@ impl Summary<'_> {
             } else {
                 "; only new ones make the exit status 1"
             };
+            let (docs, were) = if f.total() == 1 {
+                ("document", "was")
+            } else {
+                ("documents", "were")
+            };
             out.push_str(&format!(
-                "  {} documents failed, partly failed or were quarantined, {} of them new in this run{old}: `docmill status` lists why\n",
+                "  {} {docs} failed, partly failed or {were} quarantined, {} of them new in this run{old}: `docmill status` lists why\n",
                 f.total(),
                 f.new,
             ));
@@ -314,13 +319,23 @@ mod tests {
         // (totals' peak memory, failures (all, new), strict, lines that must
         // be there, lines that must not)
         type Row<'a> = (u64, (u64, u64), bool, &'a [&'a str], &'a [&'a str]);
-        let table: [Row; 4] = [
+        let table: [Row; 5] = [
             (
                 0,
                 (0, 0),
                 false,
                 &["(exit 0)"],
-                &["peak memory", "documents failed"],
+                &["peak memory", "failed, partly"],
+            ),
+            (
+                0,
+                (1, 1),
+                false,
+                &[
+                    "(exit 1)",
+                    "  1 document failed, partly failed or was quarantined, 1 of them new",
+                ],
+                &[],
             ),
             (
                 1 << 20,
@@ -341,7 +356,7 @@ mod tests {
                 &["(exit 1)", "--strict counts them all"],
                 &["only new ones"],
             ),
-            (1 << 20, (0, 0), true, &["(exit 0)"], &["documents failed"]),
+            (1 << 20, (0, 0), true, &["(exit 0)"], &["failed, partly"]),
         ];
         for (rss, (all, new), strict, present, absent) in table {
             let t = Totals {
