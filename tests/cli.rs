@@ -615,3 +615,95 @@ fn the_default_index_is_found_from_any_folder() {
     env.assert_no_leftovers();
     fresh.assert_no_leftovers();
 }
+
+/// The exit status a cron job or a monitor sees: 1 when a document fails
+/// for the first time, 0 on the unchanged runs after it (so an alert
+/// clears), and 1 on every run with `--strict` while a failed document is
+/// there. The summary's failure counts agree with each other and with
+/// `docmill status`.
+#[test]
+fn only_new_failures_fail_the_run_unless_strict() {
+    let env = Env::new();
+    let lib = env.path("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::copy(
+        corpus().join("pdf/pypdf-004-pdflatex-4-pages.pdf"),
+        lib.join("good.pdf"),
+    )
+    .unwrap();
+    // A PDF header and nothing a PDF reader can use.
+    std::fs::write(
+        lib.join("broken.pdf"),
+        b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 9 0 R >>\nnot a pdf body\n%%EOF\n",
+    )
+    .unwrap();
+    let index = |extra: &[&str]| {
+        let mut args: Vec<&dyn AsRef<OsStr>> =
+            vec![&"index", &lib, &"--db", &env.db, &"--quiet", &"--json"];
+        for e in extra {
+            args.push(e);
+        }
+        run(docmill(&env, env.dir.path(), &args))
+    };
+    let summary = |r: &Run| -> serde_json::Value {
+        serde_json::from_str(r.stdout().trim())
+            .unwrap_or_else(|e| panic!("no JSON summary ({e}):\n{}", r.dump()))
+    };
+
+    let first = index(&[]);
+    first.assert_code(1);
+    let s = summary(&first);
+    assert_eq!(s["failures"]["new"], 1, "{s}");
+    assert_eq!(s["failed_documents"], 1, "{s}");
+    // The summary's rows, its last line and `status` tell the same count.
+    let st = env.status();
+    let failed_in_status: u64 = ["failed", "quarantined", "partial"]
+        .iter()
+        .map(|k| st["documents"][*k].as_u64().unwrap_or(0))
+        .sum();
+    let f = &s["failures"];
+    let rows = f["failed"].as_u64().unwrap()
+        + f["quarantined"].as_u64().unwrap()
+        + f["partial"].as_u64().unwrap();
+    assert_eq!(rows, failed_in_status, "{s}\n{st}");
+    assert_eq!(s["failed_documents"].as_u64(), Some(failed_in_status));
+    let text = first.stderr();
+    assert!(
+        text.contains("  1 document failed, partly failed or was quarantined, 1 of them new"),
+        "{}",
+        first.dump()
+    );
+    assert!(
+        text.contains(&format!("  failed           {}\n", f["failed"])),
+        "{}",
+        first.dump()
+    );
+
+    // Nothing changed: the old failure does not fail the run again.
+    let second = index(&[]);
+    second.assert_code(0);
+    assert_eq!(summary(&second)["failures"]["new"], 0);
+    assert_eq!(summary(&second)["failed_documents"], 1);
+    // Unless asked to.
+    let strict = index(&["--strict"]);
+    strict.assert_code(1);
+    assert!(strict.stderr().contains("--strict counts them all"));
+    // `runs` shows the exit status each run had.
+    let r = run(docmill(
+        &env,
+        env.dir.path(),
+        &[&"runs", &"--db", &env.db, &"--json"],
+    ));
+    r.assert_code(0);
+    let codes: Vec<i64> = r
+        .stdout()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["exit_code"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(codes, vec![1, 0, 1], "{}", r.dump());
+    env.assert_no_leftovers();
+}

@@ -311,7 +311,8 @@ fn bad_input_gets_reasons_and_loses_nothing() {
         &"--epub-entry-cap",
         &"1M",
     ]);
-    r.assert_code(1);
+    // The bad files failed in the first run: nothing fails anew here.
+    r.assert_code(0);
     assert_eq!(env.doc("linked.pdf"), ("done".into(), 0));
     let st = env.status();
     assert!(

@@ -1,7 +1,7 @@
 //! `docmill report` end to end: a real index run over a few corpus files,
 //! the report written by the real binary, and the page opened in headless
-//! Chromium to check that every chart is there and drawn, as a browser sees
-//! it.
+//! Chromium to check that every chart and table is there, drawn and filled,
+//! as a browser sees it.
 
 mod common;
 
@@ -92,6 +92,13 @@ fn report_renders_in_a_browser() {
     for i in 0..8 {
         mockdoc(&slow, &format!("slow{i}"), "sleep_ms 1000\npages 2\n");
     }
+    // A broken PDF, made here: a header and nothing a reader can use.
+    let broken = slow.join("broken.pdf");
+    std::fs::write(
+        &broken,
+        b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 9 0 R >>\nnot a pdf body\n%%EOF\n",
+    )
+    .unwrap();
     let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
         &"index",
         &"--quiet",
@@ -176,7 +183,7 @@ fn report_renders_in_a_browser() {
     for (i, svg) in svgs[4..].iter().enumerate() {
         // An empty bar chart is a background, a frame and a note.
         assert!(
-            !svg.contains("no document was done") && !svg.contains("no attempt failed"),
+            !svg.contains("no document was done") && !svg.contains("no document failed"),
             "bar chart {} is empty",
             i + 4
         );
@@ -186,6 +193,56 @@ fn report_renders_in_a_browser() {
             i + 4
         );
     }
+    // The header names the machine and the library, not an owner id.
+    let host = nix_hostname();
+    assert!(
+        dom.contains(&format!("docmill run {run} on {host}")),
+        "no header naming {host}"
+    );
+    assert!(dom.contains(&format!("<code>{}</code>", slow.display())));
+    // The failed files, one row each with a reason: the generated broken
+    // PDF and the protected one, and nothing else.
+    let failed = table_rows(&dom, "failed-files");
+    let names: Vec<&str> = failed.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(
+        names,
+        vec!["broken.pdf", "pypdf-005-libreoffice-writer-password.pdf"],
+        "{failed:?}"
+    );
+    for row in &failed {
+        assert_eq!(row.len(), 4, "{row:?}");
+        assert!(
+            ["failed", "quarantined"].contains(&row[1].as_str()),
+            "{row:?}"
+        );
+        assert!(row[3].len() > 3 && !row[3].contains('\n'), "{row:?}");
+    }
+    assert!(failed[1][3].contains("password"), "{failed:?}");
+    // The slowest documents: every document of the run (fewer than 20),
+    // slowest first, with engine, pages and time; the slow mock documents
+    // (a second each) are there with their two pages.
+    let slowest = table_rows(&dom, "slowest-documents");
+    assert_eq!(slowest.len(), FILES.len() + 8 + 1, "{slowest:?}");
+    let seconds: Vec<f64> = slowest
+        .iter()
+        .map(|r| r[3].trim_end_matches(" s").parse().unwrap())
+        .collect();
+    assert!(seconds.windows(2).all(|w| w[0] >= w[1]), "{slowest:?}");
+    for i in 0..8 {
+        let row = slowest
+            .iter()
+            .find(|r| r[0] == format!("slow{i}.mockdoc"))
+            .unwrap_or_else(|| panic!("slow{i} missing: {slowest:?}"));
+        assert_eq!(row[2], "2", "{row:?}");
+        assert!(row[3].trim_end_matches(" s").parse::<f64>().unwrap() >= 1.0);
+        assert_ne!(row[1], "-", "{row:?}");
+    }
+    // Options read as a person writes them.
+    assert!(
+        !dom.contains("\"secs\"") && !dom.contains("nanos"),
+        "raw durations"
+    );
+    assert!(dom.contains("<th>grace</th><td class=\"text\">10s</td>"));
     // A scaling decision recorded by the run is marked on the workers chart.
     if samples.iter().any(|s| s.decision.is_some()) {
         assert!(svgs[0].contains("<circle"), "no decision marked");
@@ -212,6 +269,39 @@ fn report_renders_in_a_browser() {
         std::fs::copy(&png, dir.join("report.png")).unwrap();
     }
     env.assert_no_leftovers();
+}
+
+/// The text of each body row's cells of the table with `id`, as the
+/// browser wrote the page out.
+fn table_rows(dom: &str, id: &str) -> Vec<Vec<String>> {
+    let start = dom
+        .find(&format!("<table id=\"{id}\">"))
+        .unwrap_or_else(|| panic!("no table {id}"));
+    let table = &dom[start..];
+    let table = &table[..table.find("</table>").unwrap()];
+    let body = table.split("</thead>").nth(1).unwrap_or(table);
+    body.split("<tr>")
+        .skip(1)
+        .map(|tr| {
+            tr.split("<td")
+                .skip(1)
+                .map(|td| {
+                    let inner = &td[td.find('>').unwrap() + 1..];
+                    let inner = &inner[..inner.find("</td>").unwrap()];
+                    inner
+                        .replace("&amp;", "&")
+                        .replace("&lt;", "<")
+                        .replace("&gt;", ">")
+                        .replace("&quot;", "\"")
+                        .replace("&#39;", "'")
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn nix_hostname() -> String {
+    nix::unistd::gethostname().unwrap().into_string().unwrap()
 }
 
 #[test]
@@ -299,5 +389,71 @@ fn live_status_and_stats_file() {
     let last = read_stats().unwrap();
     assert_eq!(last["finished"], true, "{last}");
     assert_eq!(last["totals"]["docs_done"], 12, "{last}");
+    env.assert_no_leftovers();
+}
+
+/// A document that hangs is named in the stats file's list of running
+/// jobs, its elapsed time rising and its worker's memory read, until its
+/// deadline kills it; the final stats file lists nothing running.
+#[test]
+fn a_hanging_document_is_named_while_it_runs() {
+    let env = Env::new();
+    let lib = env.path("lib");
+    mockdoc(&lib, "stuck", "hang\n");
+    let stats = env.path("stats.json");
+    let mut child = env.spawn(&[
+        &"index",
+        &lib,
+        &"--allow-mock-docs",
+        &"--workers",
+        &"1",
+        &"--quiet",
+        &"--timeout",
+        &"8s",
+        &"--max-attempts",
+        &"1",
+        &"--stats",
+        &stats,
+    ]);
+    let read_stats = || -> Option<serde_json::Value> {
+        serde_json::from_slice(&std::fs::read(&stats).ok()?).ok()
+    };
+    let stuck = || -> Option<(f64, u64)> {
+        let v = read_stats()?;
+        let job = v["running"]
+            .as_array()?
+            .iter()
+            .find(|j| {
+                j["path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with("stuck.mockdoc"))
+            })?
+            .clone();
+        Some((job["elapsed_s"].as_f64()?, job["rss_bytes"].as_u64()?))
+    };
+    let mut first = None;
+    let named = common::wait_until(Duration::from_secs(30), || {
+        first = stuck();
+        first.is_some()
+    });
+    assert!(named, "the hanging document never showed as running");
+    let (elapsed, _) = first.unwrap();
+    let mut later = None;
+    let rising = common::wait_until(Duration::from_secs(30), || {
+        later = stuck().filter(|(e, rss)| *e > elapsed && *rss > 0);
+        later.is_some()
+    });
+    assert!(
+        rising,
+        "its elapsed time did not rise past {elapsed} s with a memory reading: {:?}",
+        read_stats()
+    );
+    let status = wait_child(&mut child, Duration::from_secs(60));
+    // Killed at its deadline, for the first time: a new failure.
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(env.attempts("stuck.mockdoc"), vec!["timed-out"]);
+    let last = read_stats().unwrap();
+    assert_eq!(last["finished"], true, "{last}");
+    assert_eq!(last["running"], serde_json::json!([]), "{last}");
     env.assert_no_leftovers();
 }

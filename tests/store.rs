@@ -319,6 +319,16 @@ fn failures_and_releases(c: &Case) {
     assert_eq!(st.failures[0].reason, "killed by SIGSEGV");
     assert_eq!(st.failures[0].outcome.as_deref(), Some("crashed"));
     assert_eq!(a.failed_in_run(run).unwrap(), 1);
+    // What a run's exit status is counted from, on both stores.
+    assert_eq!(
+        a.failures(Some(run)).unwrap(),
+        vec![(bad, DocState::Quarantined)]
+    );
+    assert_eq!(
+        a.failures(None).unwrap(),
+        vec![(bad, DocState::Quarantined)]
+    );
+    assert!(a.failures(Some(run + 1)).unwrap().is_empty());
     // The released one is offered again, with no attempt counted.
     let again = a.pending().unwrap();
     assert_eq!(again.len(), 1);

@@ -45,7 +45,13 @@ Examples:
 Sizes follow SI and IEC: 2GB and 2G are 2,000,000,000 bytes, 2GiB is
 2,147,483,648. Durations take units, several in a row: 500ms, 30s, 1h30m.
 Files named in a .docmillignore or .ignore file (gitignore syntax, in the
-library's folders) are not indexed, nor are those matching --exclude.";
+library's folders) are not indexed, nor are those matching --exclude.
+
+Exit status: 0 when no document failed for the first time in this run (an
+unchanged file that failed before stays quiet, so a cron alert clears);
+1 when one did, or with --strict when any document under the paths is
+failed, partly failed or quarantined; 2 for bad flags or an unusable index;
+130 and 143 when stopped by SIGINT and SIGTERM.";
 
 const FORGET_EXAMPLES: &str = "\
 Examples:
@@ -332,6 +338,11 @@ pub struct IndexArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long, help_heading = OUTPUT)]
     pub json: bool,
+    /// Exit 1 whenever a document under the paths is failed, partly failed
+    /// or quarantined, from this run or an earlier one (by default only
+    /// documents that fail for the first time in this run do).
+    #[arg(long, help_heading = OUTPUT)]
+    pub strict: bool,
     /// How often to print a progress line.
     #[arg(long, help_heading = OUTPUT, default_value = "30s", value_name = "DURATION",
           value_parser = duration_at_least(Duration::from_millis(100)))]

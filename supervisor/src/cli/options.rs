@@ -79,6 +79,7 @@ pub fn index_options(a: IndexArgs, db: PathBuf) -> Result<IndexOptions, String> 
         exclude: a.exclude,
         retry_failed: a.retry_failed,
         retry_quarantined: a.retry_quarantined,
+        strict: a.strict,
         pdf_engine: a.pdf_engine,
         max_epubs: a.max_epubs,
         chunking: crate::schedule::Chunking {

@@ -1,6 +1,7 @@
 //! The live display: a multi-line progress bar on a terminal, else one
 //! concise line every `log_interval` (logs and CI keep every line, so a
-//! redrawn bar would fill them with noise), else nothing.
+//! redrawn bar would fill them with noise), else nothing. Either names the
+//! stragglers when the run waits on a few documents.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -8,10 +9,19 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::rate::Rates;
-use super::{MetricsOptions, ProgressMode, Snapshot};
+use super::{MetricsOptions, ProgressMode, RunningJob, Snapshot};
 
 /// The bar redraws at most this often (indicatif also rate-limits).
 const REDRAW_MS: i64 = 250;
+/// A document running this long is named while others still wait.
+const SLOW_AFTER_S: f64 = 5.0;
+/// Once the queue is empty the run waits on what runs: a document running
+/// this long is named (a shorter one is about to end anyway).
+const WAITING_AFTER_S: f64 = 1.0;
+/// The most stragglers named at once.
+const STRAGGLERS: usize = 3;
+/// The longest path shown for a straggler.
+const PATH_CHARS: usize = 48;
 
 pub(super) enum Display {
     Off,
@@ -96,8 +106,11 @@ impl Display {
 /// The lines under the bar.
 fn status_lines(s: &Snapshot, r: &Rates) -> String {
     let remaining = s.docs.remaining();
+    let slow = stragglers(s)
+        .map(|line| format!("\n  slow: {line}"))
+        .unwrap_or_default();
     format!(
-        "  {} docs/min, {} pages/min, ETA {}; {} failed{}\n  workers {} busy, {} idle (bounds {}..{}); queue {}\n  CPU {:.0}% (run {:.0}%), memory {}, descriptors {}/{}",
+        "  {} docs/min, {} pages/min, ETA {}; {} failed{}\n  workers {} busy, {} idle (bounds {}..{}); queue {}\n  CPU {:.0}% (run {:.0}%), memory {}, descriptors {}/{}{slow}",
         rate(r.docs_per_min),
         rate(r.pages_per_min),
         eta(r.eta_s(remaining)),
@@ -119,8 +132,11 @@ fn status_lines(s: &Snapshot, r: &Rates) -> String {
 /// The one line printed every `log_interval` when there is no terminal.
 pub(super) fn plain_line(s: &Snapshot, r: &Rates) -> String {
     let remaining = s.docs.remaining();
+    let slow = stragglers(s)
+        .map(|line| format!("; slow: {line}"))
+        .unwrap_or_default();
     format!(
-        "{}/{} docs ({} failed), {} pages; {} docs/min, {} pages/min, ETA {}; workers {}/{} busy ({}..{}); queue {}; CPU {:.0}%; memory {}; fds {}/{}",
+        "{}/{} docs ({} failed), {} pages; {} docs/min, {} pages/min, ETA {}; workers {}/{} busy ({}..{}); queue {}; CPU {:.0}%; memory {}; fds {}/{}{slow}",
         s.docs.docs_done,
         s.docs.docs_total,
         s.docs.docs_failed,
@@ -138,6 +154,59 @@ pub(super) fn plain_line(s: &Snapshot, r: &Rates) -> String {
         s.fds_used,
         s.fd_limit,
     )
+}
+
+/// The documents the run waits on, longest-running first, as
+/// `papers/big.pdf 25s 3.8 GiB; …`: every document running for over a
+/// second once the queue is empty, else those running for over
+/// `SLOW_AFTER_S`. None when there are none.
+fn stragglers(s: &Snapshot) -> Option<String> {
+    let after = if s.queue_depth == 0 {
+        WAITING_AFTER_S
+    } else {
+        SLOW_AFTER_S
+    };
+    let named: Vec<String> = s
+        .running
+        .iter()
+        .filter(|j| j.elapsed_s >= after)
+        .take(STRAGGLERS)
+        .map(straggler)
+        .collect();
+    (!named.is_empty()).then(|| named.join("; "))
+}
+
+fn straggler(j: &RunningJob) -> String {
+    let mut out = short_path(&j.path);
+    if let Some((first, last)) = j.pages {
+        out.push_str(&format!(" pages {first}-{last}"));
+    }
+    out.push(' ');
+    out.push_str(&eta(Some(j.elapsed_s)));
+    // No reading yet says nothing rather than "0 B".
+    if j.rss_bytes > 0 {
+        out.push(' ');
+        out.push_str(&bytes(j.rss_bytes));
+    }
+    out
+}
+
+/// A path by its last folder and name (`papers/big.pdf`), its end kept
+/// when that is still long.
+fn short_path(path: &str) -> String {
+    let mut parts = path.rsplit('/').filter(|p| !p.is_empty());
+    let name = parts.next().unwrap_or(path);
+    let short = match parts.next() {
+        Some(folder) => format!("{folder}/{name}"),
+        None => name.to_string(),
+    };
+    let chars = short.chars().count();
+    if chars <= PATH_CHARS {
+        short
+    } else {
+        let tail: String = short.chars().skip(chars - (PATH_CHARS - 1)).collect();
+        format!("…{tail}")
+    }
 }
 
 fn rate(r: Option<f64>) -> String {
@@ -234,6 +303,66 @@ mod tests {
             "10/20 docs (1 failed), 300 pages; 9 docs/min, 270 pages/min, ETA 1m00s; workers 3/4 busy (1..8); queue 7 (tiny 5, large 2); CPU 0%; memory 512.0 MiB of 2.0 GiB; fds 30/1024"
         );
         assert!(status_lines(&s, &r).contains("workers 3 busy, 1 idle (bounds 1..8)"));
+    }
+
+    fn job(path: &str, elapsed_s: f64, rss_bytes: u64) -> RunningJob {
+        RunningJob {
+            path: path.into(),
+            pages: None,
+            elapsed_s,
+            rss_bytes,
+        }
+    }
+
+    #[test]
+    fn stragglers_are_named_when_the_run_waits_on_them() {
+        let gib = 1u64 << 30;
+        let running = vec![
+            job("/home/a/papers/big.pdf", 25.2, 3 * gib + gib / 5 * 4),
+            job("/home/a/books/slow.epub", 7.0, 0),
+            job("/home/a/x.pdf", 2.0, 100 << 20),
+            job("/home/a/y.pdf", 0.3, 100 << 20),
+        ];
+        // (queue depth, jobs running, what the display says)
+        let table: [(u64, &[RunningJob], Option<&str>); 5] = [
+            (
+                5,
+                &running,
+                Some("papers/big.pdf 25s 3.8 GiB; books/slow.epub 7s"),
+            ),
+            (
+                0,
+                &running,
+                Some("papers/big.pdf 25s 3.8 GiB; books/slow.epub 7s; a/x.pdf 2s 100.0 MiB"),
+            ),
+            (5, &running[2..], None),
+            (0, &running[3..], None),
+            (0, &[], None),
+        ];
+        for (queue_depth, jobs, said) in table {
+            let s = Snapshot {
+                queue_depth,
+                running: jobs.to_vec(),
+                ..Snapshot::default()
+            };
+            assert_eq!(stragglers(&s).as_deref(), said, "queue {queue_depth}");
+            let r = Rates::default();
+            assert_eq!(
+                plain_line(&s, &r).contains("; slow: "),
+                said.is_some(),
+                "{}",
+                plain_line(&s, &r)
+            );
+            assert_eq!(status_lines(&s, &r).contains("\n  slow: "), said.is_some());
+        }
+        let chunk = RunningJob {
+            pages: Some((1, 50)),
+            ..job("big.pdf", 61.0, 0)
+        };
+        assert_eq!(straggler(&chunk), "big.pdf pages 1-50 1m01s");
+        let long = short_path(&format!("/a/{}/b.pdf", "x".repeat(80)));
+        assert!(long.starts_with('…') && long.ends_with("/b.pdf"), "{long}");
+        assert_eq!(long.chars().count(), PATH_CHARS);
     }
 
     #[test]

@@ -73,6 +73,24 @@ pub struct Snapshot {
     pub decision: Option<String>,
     /// EPUB jobs running now (they are held to a smaller share of memory).
     pub epubs_running: u32,
+    /// The jobs running now, longest-running first: the display names the
+    /// stragglers a run waits on.
+    pub running: Vec<RunningJob>,
+}
+
+/// A job a worker is running, as the display and the stats file show it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunningJob {
+    /// The document's path.
+    pub path: String,
+    /// For a chunk job, its first and last page.
+    pub pages: Option<(u32, u32)>,
+    /// Seconds since its attempt started.
+    pub elapsed_s: f64,
+    /// Resident memory of its worker's process tree, as last read (0 until
+    /// the first reading).
+    pub rss_bytes: u64,
 }
 
 /// Documents and pages so far, as `run::Totals` derives them; flattened

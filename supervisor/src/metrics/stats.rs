@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::rate::Rates;
-use super::Snapshot;
+use super::{RunningJob, Snapshot};
 
 const GIB: f64 = (1u64 << 30) as f64;
 
@@ -29,6 +29,9 @@ pub struct StatsJson {
     pub by_format: BTreeMap<String, u64>,
     pub failures_by_class: BTreeMap<String, u64>,
     pub decision: Option<String>,
+    /// The jobs running now, longest-running first: `path`, `pages` (a
+    /// chunk's first and last, else null), `elapsed_s`, `rss_bytes`.
+    pub running: Vec<RunningJob>,
 }
 
 #[derive(Debug, Serialize)]
@@ -117,6 +120,7 @@ impl StatsJson {
             by_format: s.by_format.clone(),
             failures_by_class: s.failures_by_class.clone(),
             decision: s.decision.clone(),
+            running: s.running.clone(),
         }
     }
 }
@@ -186,6 +190,12 @@ mod tests {
             fds_used: 64,
             fd_limit: 1024,
             by_format: [("pdf".to_string(), 20)].into(),
+            running: vec![RunningJob {
+                path: "/lib/big.pdf".into(),
+                pages: Some((1, 50)),
+                elapsed_s: 25.5,
+                rss_bytes: 1 << 30,
+            }],
             ..Snapshot::default()
         };
         let rates = Rates {
@@ -193,6 +203,10 @@ mod tests {
             pages_per_min: Some(450.0),
         };
         let v = serde_json::to_value(StatsJson::new(&snap, &rates, false)).unwrap();
+        assert_eq!(
+            v["running"],
+            serde_json::json!([{"path": "/lib/big.pdf", "pages": [1, 50], "elapsed_s": 25.5, "rss_bytes": 1u64 << 30}])
+        );
         assert_eq!(v["workers"]["active"], 3);
         assert_eq!(v["workers"]["idle"], 1);
         assert_eq!(v["workers"]["efficiency"], 0.75);

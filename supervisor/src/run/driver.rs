@@ -151,6 +151,10 @@ impl<'a, S: Sampler> Driver<'a, S> {
                 }
             }
         }
+        // One reading while the last workers are still alive, so a run
+        // shorter than the sampling interval has a peak memory too.
+        let r = self.sample();
+        self.feed(&mut state, Event::Readings(r))?;
         for (_, mut worker) in self.workers.drain() {
             worker.shutdown(FINAL_GRACE);
         }

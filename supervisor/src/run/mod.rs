@@ -10,6 +10,7 @@ mod state;
 mod summary;
 mod totals;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,7 @@ use crate::signals::Signals;
 use crate::store::{self, Store};
 use crate::store::{QueuedDoc, RetryPolicy};
 use crate::walk::{self, WalkOptions};
-use summary::{CpuSeconds, Summary};
+use summary::{CpuSeconds, Failures, Summary};
 
 use state::{RunConfig, State};
 pub use totals::Totals;
@@ -53,6 +54,9 @@ pub struct IndexOptions {
     pub exclude: Vec<String>,
     pub retry_failed: bool,
     pub retry_quarantined: bool,
+    /// Exit 1 whenever a document under the roots is failed, partial or
+    /// quarantined, not only when one is newly so.
+    pub strict: bool,
     #[serde(skip)]
     pub pdf_engine: EngineFlag,
     /// EPUB jobs at once, at most (they hold many descriptors).
@@ -115,6 +119,13 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
     let scratch = scratch::create()?;
     let owner = format!("{}:{}", hostname(), std::process::id());
     let run = catalog.begin_run(&owner, &serde_json::to_string(opts)?)?;
+    // Read before discovery, which may requeue or relabel them: the run's
+    // new failures are those not in this set.
+    let failed_before: HashSet<i64> = catalog
+        .failures(None)?
+        .into_iter()
+        .map(|(doc, _)| doc)
+        .collect();
     let recovered = catalog.recover_interrupted()?;
     if recovered > 0 {
         tracing::info!("{recovered} jobs interrupted by an earlier run go back to the queue");
@@ -153,7 +164,7 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
     let queue = crate::schedule::order(queue, opts.order);
     if !opts.quiet {
         eprintln!(
-            "docmill: {} new, {} changed, {} unchanged, {} to retry, {} removed; {} to extract with {}..{} workers ({:?})",
+            "docmill: {} new, {} changed, {} unchanged, {} to retry, {} removed; {} to extract with {}..{} workers, profile {}",
             discovered.new,
             discovered.changed,
             discovered.unchanged,
@@ -162,7 +173,7 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
             queue.len(),
             opts.scale.min,
             opts.scale.max,
-            opts.scale.profile
+            opts.scale.profile.as_str()
         );
     }
     let cfg = RunConfig {
@@ -197,13 +208,15 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
     let state = State::new(cfg, queue, target, Instant::now(), store::now_ms());
     let totals = driver.run(state)?;
 
-    let failed = catalog.failed_in_run(run)?;
-    let code = summary::exit_code(signals.requested(), failed);
+    let failures = Failures::count(&failed_before, &catalog.failures(Some(run))?);
+    let code = summary::exit_code(signals.requested(), &failures, opts.strict);
     let summary = Summary {
         run,
         discovered,
         totals: &totals,
-        failed_documents: failed,
+        failed_documents: failures.total(),
+        failures,
+        strict: opts.strict,
         seconds: started.elapsed().as_secs_f64(),
         cpu_seconds: CpuSeconds::now(),
         exit_code: code,

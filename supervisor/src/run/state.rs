@@ -80,6 +80,9 @@ struct InFlight {
     opened: bool,
     /// The lowest resident-memory reading since the last progress.
     rss_floor: u64,
+    /// The latest resident-memory reading of the worker's process tree
+    /// (0 until the first), for the live display.
+    rss: u64,
     /// The longest wait between progress, for the log.
     slowest: Duration,
     pages: Vec<(u32, String, PageFlags)>,
@@ -506,7 +509,25 @@ impl State {
             by_format: self.totals.by_format(),
             decision: self.unreported.take(),
             epubs_running: epubs as u32,
+            running: self.running_jobs(),
         }
+    }
+
+    /// The jobs running now, longest-running first.
+    fn running_jobs(&self) -> Vec<crate::metrics::RunningJob> {
+        let mut jobs: Vec<crate::metrics::RunningJob> = self
+            .slots
+            .values()
+            .filter_map(|s| s.job.as_ref())
+            .map(|j| crate::metrics::RunningJob {
+                path: j.doc.path.to_string_lossy().into_owned(),
+                pages: j.doc.chunk.map(|c| (c.first, c.last)),
+                elapsed_s: self.now.duration_since(j.started).as_secs_f64(),
+                rss_bytes: j.rss,
+            })
+            .collect();
+        jobs.sort_by(|a, b| b.elapsed_s.total_cmp(&a.elapsed_s));
+        jobs
     }
 }
 

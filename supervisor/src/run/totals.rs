@@ -32,7 +32,11 @@ pub struct Totals {
     pub scale_decisions: u64,
     /// Largest resident memory of the whole process tree seen.
     pub peak_rss: u64,
+    /// Every attempt by outcome, fallbacks included.
     pub outcomes: HashMap<String, u64>,
+    /// The attempts after which a PDF went on to the next engine, by
+    /// outcome: counted as fallbacks, not as failures.
+    pub fallback_outcomes: HashMap<String, u64>,
     pub done_by_format: HashMap<String, u64>,
 }
 
@@ -50,8 +54,8 @@ pub enum Fact {
     TreeRss(u64),
     /// A document was planned as chunk jobs.
     Split,
-    /// A PDF went on to the next engine.
-    Fallback,
+    /// A PDF went on to the next engine after an attempt that ended so.
+    Fallback(Outcome),
     /// A document went back to the queue to be tried again.
     Retried,
     /// An attempt ended (counted when it ends, written or not).
@@ -94,7 +98,13 @@ impl Totals {
             Fact::Scaled => self.scale_decisions += 1,
             Fact::TreeRss(rss) => self.peak_rss = self.peak_rss.max(rss),
             Fact::Split => self.split += 1,
-            Fact::Fallback => self.fallbacks += 1,
+            Fact::Fallback(outcome) => {
+                self.fallbacks += 1;
+                *self
+                    .fallback_outcomes
+                    .entry(outcome.as_str().into())
+                    .or_default() += 1;
+            }
             Fact::Retried => self.retried += 1,
             Fact::Attempt(outcome) => {
                 *self.outcomes.entry(outcome.as_str().into()).or_default() += 1;
@@ -154,12 +164,17 @@ impl Totals {
         }
     }
 
-    /// Failed attempts so far, by outcome class.
+    /// Failed attempts so far, by outcome class: an engine that gave up on
+    /// a PDF the next engine then tried is a fallback, not a failure.
     pub fn failures_by_class(&self) -> BTreeMap<String, u64> {
         self.outcomes
             .iter()
             .filter(|(k, _)| k.as_str() != Outcome::Done.as_str())
-            .map(|(k, v)| (k.clone(), *v))
+            .map(|(k, v)| {
+                let fallbacks = self.fallback_outcomes.get(k).copied().unwrap_or(0);
+                (k.clone(), v.saturating_sub(fallbacks))
+            })
+            .filter(|(_, v)| *v > 0)
             .collect()
     }
 
@@ -218,5 +233,27 @@ mod tests {
                 "{what}"
             );
         }
+    }
+
+    #[test]
+    fn fallbacks_are_not_failures() {
+        let mut t = Totals::default();
+        for fact in [
+            Fact::Attempt(Outcome::ExtractFailed),
+            Fact::Fallback(Outcome::ExtractFailed),
+            Fact::Attempt(Outcome::ExtractFailed),
+            Fact::Fallback(Outcome::ExtractFailed),
+            Fact::Attempt(Outcome::ExtractFailed),
+            Fact::Attempt(Outcome::TimedOut),
+            Fact::Fallback(Outcome::TimedOut),
+            Fact::Attempt(Outcome::Done),
+        ] {
+            t.record(fact);
+        }
+        assert_eq!(t.fallbacks, 3);
+        assert_eq!(
+            t.failures_by_class(),
+            BTreeMap::from([("extract-failed".to_string(), 1)])
+        );
     }
 }

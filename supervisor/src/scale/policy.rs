@@ -31,6 +31,15 @@ impl Profile {
         }
     }
 
+    /// The name `--profile` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Background => "background",
+            Profile::Batch => "batch",
+            Profile::Conservative => "conservative",
+        }
+    }
+
     /// (target, critical) CPU percent.
     pub fn cpu_thresholds(self) -> (f32, f32) {
         match self {

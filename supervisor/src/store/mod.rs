@@ -18,8 +18,8 @@ use thiserror::Error;
 use crate::metrics::Snapshot;
 use docmill_protocol::PageRange;
 pub use sqlite::{
-    ErrorRate, ExportError, ExportPage, RunInfo, RunStats, SqliteError, SqliteStore, TierStats,
-    APPLICATION_ID,
+    ErrorRate, ExportError, ExportPage, FailedFile, RunInfo, RunStats, SlowDocument, SqliteError,
+    SqliteStore, TierStats, APPLICATION_ID,
 };
 pub use types::{
     expiry_ms, low_quality_bit, now_ms, Claim, DiscoverCounts, DocState, DocumentMatch, Failure,
@@ -166,6 +166,10 @@ pub trait Store {
     fn record_sample(&mut self, run: i64, snap: &Snapshot) -> Result<(), StoreError>;
     /// Documents seen by `run` that ended failed or quarantined.
     fn failed_in_run(&mut self, run: i64) -> Result<u64, StoreError>;
+    /// The documents failed, partial or quarantined, with their state:
+    /// those seen by run `seen_by`, or every one when None (before a run's
+    /// discovery, to tell its new failures from old ones).
+    fn failures(&mut self, seen_by: Option<i64>) -> Result<Vec<(i64, DocState)>, StoreError>;
     /// Unexpired leases held by owners other than `owner`: work another
     /// supervisor may still finish, or leave for us once its lease expires.
     fn held_elsewhere(&mut self, owner: &str) -> Result<u64, StoreError>;

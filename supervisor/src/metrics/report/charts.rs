@@ -36,6 +36,38 @@ pub struct LineChart<'a> {
     pub markers: Vec<Marker>,
     /// Said under the chart when there is too little to draw.
     pub empty_note: &'a str,
+    /// A count (workers, documents): the axis ends one above the largest
+    /// value and is labelled at whole numbers only.
+    pub integer: bool,
+}
+
+/// The top of the y axis and the most labels on it: room above the data,
+/// and for a count one whole number above its largest value, with no more
+/// labels than there are whole numbers, so none falls between two.
+fn y_axis(max: f64, integer: bool) -> (f64, usize) {
+    if integer {
+        let top = max.max(0.0).ceil() + 1.0;
+        (top, (top as usize + 1).min(11))
+    } else if max > 0.0 {
+        (max * 1.15, 10)
+    } else {
+        (1.0, 10)
+    }
+}
+
+/// A label at a whole number, and none between (for counts).
+fn whole(v: &f64) -> String {
+    if (v - v.round()).abs() < 1e-6 {
+        format!("{:.0}", v)
+    } else {
+        String::new()
+    }
+}
+
+/// A label for a measure.
+fn measure(v: &f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 impl<E: std::error::Error + Send + Sync> From<DrawingAreaErrorKind<E>> for ReportError {
@@ -56,7 +88,8 @@ pub fn line_chart(c: &LineChart) -> Result<String, ReportError> {
         .map(|p| p.1)
         .chain(c.markers.iter().map(|m| m.y))
         .fold(0.0, f64::max);
-    let y_max = if y_max > 0.0 { y_max * 1.15 } else { 1.0 };
+    let (y_max, y_labels) = y_axis(y_max, c.integer);
+    let y_format: &dyn Fn(&f64) -> String = if c.integer { &whole } else { &measure };
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
@@ -71,6 +104,8 @@ pub fn line_chart(c: &LineChart) -> Result<String, ReportError> {
             .configure_mesh()
             .x_desc("seconds since the run started")
             .y_desc(c.y_desc)
+            .y_labels(y_labels)
+            .y_label_formatter(y_format)
             .label_style((FONT, 14))
             .axis_desc_style((FONT, 14))
             // Only the bold mesh at the labels: the fine one is noise here.
@@ -130,6 +165,8 @@ pub struct BarChart<'a> {
     /// (name, color, one value per category; None draws nothing there).
     pub values: Vec<(String, RGBColor, Vec<Option<f64>>)>,
     pub empty_note: &'a str,
+    /// The values are counts (see `LineChart::integer`).
+    pub integer: bool,
 }
 
 pub fn bar_chart(c: &BarChart) -> Result<String, ReportError> {
@@ -143,6 +180,8 @@ pub fn bar_chart(c: &BarChart) -> Result<String, ReportError> {
         return empty_chart(c.title, c.empty_note);
     }
     let n = c.categories.len();
+    let (y_top, y_labels) = y_axis(y_max, c.integer);
+    let y_format: &dyn Fn(&f64) -> String = if c.integer { &whole } else { &measure };
     let groups = c.values.len().max(1) as f64;
     let mut svg = String::new();
     {
@@ -155,7 +194,7 @@ pub fn bar_chart(c: &BarChart) -> Result<String, ReportError> {
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..y_max * 1.15)?;
+            .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..y_top)?;
         let label = |x: &f64| {
             let i = x.round();
             if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < n {
@@ -170,6 +209,8 @@ pub fn bar_chart(c: &BarChart) -> Result<String, ReportError> {
             .x_labels(n)
             .x_label_formatter(&label)
             .y_desc(c.y_desc)
+            .y_labels(y_labels)
+            .y_label_formatter(y_format)
             .label_style((FONT, 14))
             .axis_desc_style((FONT, 14))
             // Only the bold mesh at the labels: the fine one is noise here.
@@ -252,6 +293,7 @@ mod tests {
             }],
             markers: vec![],
             empty_note: "no samples",
+            integer: true,
         })
         .unwrap()
     }
@@ -283,6 +325,7 @@ mod tests {
                 ("p95".into(), RED, vec![Some(2.0), None]),
             ],
             empty_note: "nothing",
+            integer: false,
         };
         let svg = bar_chart(&c).unwrap();
         assert!(svg.matches("<rect").count() >= 3, "{svg}");
@@ -293,6 +336,43 @@ mod tests {
         })
         .unwrap();
         assert!(empty.contains("nothing"));
+    }
+
+    /// The y labels of a chart: the text of every `<text>` left of the plot.
+    fn y_labels(svg: &str) -> Vec<String> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let x: f64 = t.split("x=\"").nth(1)?.split('"').next()?.parse().ok()?;
+                let text = t.split('>').nth(1)?.split('<').next()?.trim().to_string();
+                (x < 70.0 && !text.is_empty()).then_some(text)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn count_axes_have_whole_labels_and_end_above_the_data() {
+        // Two workers at most: the axis runs 0..3, labelled 0, 1, 2, 3.
+        let svg = chart(vec![(0.0, 1.0), (3.0, 2.0), (6.0, 2.0)]);
+        // Every text left of the plot but the axis's name.
+        let labels: Vec<String> = y_labels(&svg)
+            .into_iter()
+            .filter(|l| l != "workers")
+            .collect();
+        assert!(!labels.is_empty(), "{svg}");
+        for l in &labels {
+            assert!(l.parse::<u32>().is_ok(), "label {l:?} of {labels:?}");
+        }
+        assert!(labels.iter().any(|l| l == "3"), "{labels:?}");
+        assert!(
+            labels.iter().all(|l| l.parse::<u32>().unwrap() <= 3),
+            "{labels:?}"
+        );
+        assert_eq!(y_axis(2.0, true), (3.0, 4));
+        assert_eq!(y_axis(40.0, true), (41.0, 11));
+        assert_eq!(y_axis(0.0, true), (1.0, 2));
+        assert_eq!((whole(&2.0), whole(&2.5)), ("2".to_string(), String::new()));
+        assert_eq!(measure(&0.25), "0.25");
     }
 
     #[test]

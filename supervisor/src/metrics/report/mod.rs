@@ -1,10 +1,13 @@
-//! `docmill report`: one self-contained HTML file about a run — a summary
-//! table and inline SVG charts of its samples and attempts. Nothing is
-//! fetched when the page is viewed (no scripts, fonts or stylesheets from
-//! elsewhere), so it can be mailed or archived as it is.
+//! `docmill report`: one self-contained HTML file about a run, to read the
+//! morning after — its numbers first, then the files that failed and the
+//! slowest ones, then inline SVG charts of its samples and attempts, then
+//! its options. Nothing is fetched when the page is viewed (no scripts,
+//! fonts or stylesheets from elsewhere), so it can be mailed or archived as
+//! it is.
 
 mod charts;
 mod html;
+mod options;
 
 use std::path::{Path, PathBuf};
 
@@ -13,11 +16,13 @@ use thiserror::Error;
 
 use super::rate::pages_per_min_series;
 use super::Snapshot;
-use crate::store::{RunInfo, RunStats, SqliteError, SqliteStore};
+use crate::store::{FailedFile, RunInfo, RunStats, SlowDocument, SqliteError, SqliteStore};
 use charts::{BarChart, LineChart, Marker, Series};
 
 /// The number of charts every report has (some may be empty frames).
 pub const CHARTS: usize = 6;
+/// The slowest documents the report lists.
+pub const SLOWEST: u32 = 20;
 
 #[derive(Debug, Error)]
 pub enum ReportError {
@@ -42,6 +47,33 @@ pub struct ReportData {
     pub info: RunInfo,
     pub samples: Vec<Snapshot>,
     pub stats: RunStats,
+    /// Failed, partial and quarantined documents of the run, by path.
+    pub failed: Vec<FailedFile>,
+    /// The documents the run spent the most worker time on, slowest first.
+    pub slowest: Vec<SlowDocument>,
+}
+
+impl ReportData {
+    /// The machine the run ran on: the host part of the lease owner
+    /// (`host:pid`).
+    pub fn host(&self) -> &str {
+        self.info
+            .owner
+            .rsplit_once(':')
+            .map_or(self.info.owner.as_str(), |(host, _)| host)
+    }
+
+    /// The paths the run was given.
+    pub fn roots(&self) -> Vec<String> {
+        self.info.options["roots"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| r.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// The figures of the summary table.
@@ -79,6 +111,8 @@ pub fn load(catalog: &SqliteStore, run: Option<i64>) -> Result<ReportData, Repor
     Ok(ReportData {
         samples: catalog.samples(id)?,
         stats: catalog.run_stats(id)?,
+        failed: catalog.failed_files(id)?,
+        slowest: catalog.slowest(id, SLOWEST)?,
         info,
     })
 }
@@ -114,7 +148,6 @@ pub fn summarize(data: &ReportData) -> Summary {
 const BLUE: RGBColor = RGBColor(31, 119, 180);
 const ORANGE: RGBColor = RGBColor(255, 127, 14);
 const GREEN: RGBColor = RGBColor(44, 160, 44);
-const GREY: RGBColor = RGBColor(150, 150, 150);
 const RED: RGBColor = RGBColor(214, 39, 40);
 const GIB: f64 = (1u64 << 30) as f64;
 
@@ -146,15 +179,16 @@ fn draw_charts(data: &ReportData) -> Result<Vec<(String, String)>, ReportError> 
             })
         })
         .collect();
-    let bounds = data.samples.iter().any(|s| s.max_workers > 0);
-    let mut series = vec![
+    // The axis follows the workers that ran, not the configured maximum
+    // (12 by default), which would flatten a run of two workers to the
+    // floor; the bounds are in the options.
+    let series = vec![
         line("live", BLUE, &|s| Some(f64::from(s.workers))),
         line("busy", GREEN, &|s| Some(f64::from(s.busy))),
     ];
-    if bounds {
-        series.push(line("max", GREY, &|s| Some(f64::from(s.max_workers))));
-    }
-    out.push(line_chart(title, "workers", series, markers, no_samples)?);
+    out.push(line_chart(
+        title, "workers", series, markers, no_samples, true,
+    )?);
 
     let title = "CPU";
     let series = vec![
@@ -167,6 +201,7 @@ fn draw_charts(data: &ReportData) -> Result<Vec<(String, String)>, ReportError> 
         series,
         vec![],
         no_samples,
+        false,
     )?);
 
     let title = "Memory (the run's process tree) and its budget";
@@ -178,7 +213,7 @@ fn draw_charts(data: &ReportData) -> Result<Vec<(String, String)>, ReportError> 
             s.memory_budget_bytes.map(|b| b as f64 / GIB)
         }));
     }
-    out.push(line_chart(title, "GiB", series, vec![], no_samples)?);
+    out.push(line_chart(title, "GiB", series, vec![], no_samples, false)?);
 
     let title = "Pages per minute (30 s moving window)";
     let readings: Vec<(i64, u64)> = data
@@ -200,6 +235,7 @@ fn draw_charts(data: &ReportData) -> Result<Vec<(String, String)>, ReportError> 
         series,
         vec![],
         "fewer than two samples a second apart: no rate to draw",
+        false,
     )?);
 
     let title = "Seconds per document by size tier (done attempts)";
@@ -224,27 +260,30 @@ fn draw_charts(data: &ReportData) -> Result<Vec<(String, String)>, ReportError> 
             ),
         ],
         empty_note: "no document was done in this run",
+        integer: false,
     })?;
     out.push((title.to_string(), svg));
 
-    // Each engine tried counts: a protected PDF fails once per engine.
-    let title = "Failed attempts by class";
+    // Per document, by its last attempt: an engine that gave up before
+    // the next one read the PDF is not a failure of the document.
+    let title = "Failed documents by how they ended";
     let failures: Vec<(&String, &u64)> = data
         .stats
-        .attempts_by_outcome
+        .documents_by_outcome
         .iter()
-        .filter(|(o, _)| o.as_str() != "done")
+        .filter(|(o, _)| !matches!(o.as_str(), "done" | "cancelled"))
         .collect();
     let svg = charts::bar_chart(&BarChart {
         title,
-        y_desc: "attempts",
+        y_desc: "documents",
         categories: failures.iter().map(|(o, _)| o.to_string()).collect(),
         values: vec![(
-            "attempts".to_string(),
+            "documents".to_string(),
             RED,
             failures.iter().map(|(_, n)| Some(**n as f64)).collect(),
         )],
-        empty_note: "no attempt failed in this run",
+        empty_note: "no document failed in this run",
+        integer: true,
     })?;
     out.push((title.to_string(), svg));
     debug_assert_eq!(out.len(), CHARTS);
@@ -257,6 +296,7 @@ fn line_chart(
     series: Vec<Series>,
     markers: Vec<Marker>,
     empty_note: &str,
+    integer: bool,
 ) -> Result<(String, String), ReportError> {
     let svg = charts::line_chart(&LineChart {
         title,
@@ -264,6 +304,7 @@ fn line_chart(
         series,
         markers,
         empty_note,
+        integer,
     })?;
     Ok((title.to_string(), svg))
 }
@@ -296,6 +337,8 @@ mod tests {
             },
             samples,
             stats: RunStats::default(),
+            failed: vec![],
+            slowest: vec![],
         }
     }
 

@@ -255,6 +255,7 @@ impl State {
             expected,
             opened: false,
             rss_floor: u64::MAX,
+            rss: 0,
             slowest: Duration::ZERO,
             pages: Vec::new(),
             alone,

@@ -35,7 +35,7 @@ impl State {
             next.engine_idx += 1;
             next.attempts += u32::from(counts);
             next.engine_notes.push(note.clone());
-            self.totals.record(Fact::Fallback);
+            self.totals.record(Fact::Fallback(outcome));
             self.record_failure(job, outcome, note, DocState::Pending, counts, pid);
             if !stopping {
                 self.flush();

@@ -59,6 +59,7 @@ impl State {
         let Some(job) = slot.job.as_mut() else {
             return;
         };
+        job.rss = rss;
         if limit > 0 && rss > limit {
             self.kill(worker, KillReason::Memory { rss, limit });
             return;

@@ -275,6 +275,12 @@ impl Store for PgStore {
     fn failed_in_run(&mut self, run: i64) -> Result<u64, StoreError> {
         PgStore::failed_in_run(self, run)
     }
+    fn failures(
+        &mut self,
+        seen_by: Option<i64>,
+    ) -> Result<Vec<(i64, crate::store::DocState)>, StoreError> {
+        PgStore::failures(self, seen_by)
+    }
 
     fn held_elsewhere(&mut self, owner: &str) -> Result<u64, StoreError> {
         PgStore::held_elsewhere(self, owner)

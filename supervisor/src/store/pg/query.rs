@@ -55,6 +55,25 @@ impl PgStore {
         Ok(n as u64)
     }
 
+    /// Failed, partial and quarantined documents (see `Store::failures`).
+    pub(super) fn failures(
+        &mut self,
+        seen_by: Option<i64>,
+    ) -> Result<Vec<(i64, crate::store::DocState)>, StoreError> {
+        let rows = self.client.query(
+            "SELECT id, status FROM documents
+             WHERE status IN ('failed', 'quarantined', 'partial')
+               AND ($1::bigint IS NULL OR seen_run = $1)",
+            &[&seen_by],
+        )?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                crate::store::DocState::parse(r.get(1)).map(|s| (r.get::<_, i64>(0), s))
+            })
+            .collect())
+    }
+
     pub(super) fn search(&mut self, search: &PageSearch<'_>) -> Result<PageMatches, StoreError> {
         // The query's terms are bound from $6 on.
         let (tsquery, terms) = render::tsquery(search.query, 6);

@@ -25,7 +25,7 @@ use super::{now_ms, TooNew};
 pub(super) use open::damaged;
 pub use open::APPLICATION_ID;
 pub use query::{ExportError, ExportPage};
-pub use samples::{ErrorRate, RunInfo, RunStats, TierStats};
+pub use samples::{ErrorRate, FailedFile, RunInfo, RunStats, SlowDocument, TierStats};
 pub use schema::VERSION as SCHEMA_VERSION;
 
 #[derive(Debug, Error)]

@@ -210,4 +210,24 @@ impl SqliteStore {
             |r| r.get::<_, i64>(0),
         )? as u64)
     }
+
+    /// Failed, partial and quarantined documents (see `Store::failures`).
+    pub fn failures(
+        &self,
+        seen_by: Option<i64>,
+    ) -> Result<Vec<(i64, crate::store::DocState)>, SqliteError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, status FROM documents
+             WHERE status IN ('failed', 'quarantined', 'partial') AND (?1 IS NULL OR seen_run = ?1)",
+        )?;
+        let rows = stmt.query_map(params![seen_by], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, status) = row?;
+            out.extend(crate::store::DocState::parse(&status).map(|s| (id, s)));
+        }
+        Ok(out)
+    }
 }

@@ -45,13 +45,36 @@ pub struct TierStats {
     pub docs_per_worker_min: Option<f64>,
 }
 
+/// How many documents of a kind failed. Counted per document, by the last
+/// attempt the run made at it: an engine that gave up before the next one
+/// read the PDF, or a crash before a retry that worked, is not a failure.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ErrorRate {
-    /// Attempts that ran to an outcome (cancelled ones are not counted:
-    /// they say nothing about the document).
-    pub attempts: u64,
+    /// Documents whose last attempt ran to an outcome (a cancelled one says
+    /// nothing about the document).
+    pub documents: u64,
     pub failed: u64,
     pub rate: f64,
+}
+
+/// A document a run left failed, partly failed or quarantined, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct FailedFile {
+    pub path: String,
+    pub status: String,
+    pub outcome: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// A document by the worker time the run spent on it (every attempt).
+#[derive(Clone, Debug, Serialize)]
+pub struct SlowDocument {
+    pub path: String,
+    pub status: String,
+    pub engine: Option<String>,
+    pub pages: Option<u64>,
+    pub seconds: f64,
+    pub attempts: u64,
 }
 
 /// What the attempts of one run say.
@@ -62,7 +85,9 @@ pub struct RunStats {
     pub errors_by_format: BTreeMap<String, ErrorRate>,
     /// Attempts by outcome (`done`, `crashed`, ...).
     pub attempts_by_outcome: BTreeMap<String, u64>,
-    /// Attempts by outcome as a share of all attempts.
+    /// Documents by the outcome of their last attempt, as a share of the
+    /// documents attempted (cancelled ones left out), for every outcome
+    /// but done.
     pub error_rate_by_class: BTreeMap<String, f64>,
     /// Documents by the outcome of their last attempt in the run.
     pub documents_by_outcome: BTreeMap<String, u64>,
@@ -130,6 +155,50 @@ impl SqliteStore {
             .optional()?)
     }
 
+    /// The documents `run` saw or tried that are failed, partial or
+    /// quarantined, by path.
+    pub fn failed_files(&self, run: i64) -> Result<Vec<FailedFile>, SqliteError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT d.display_path, d.status, d.outcome, d.reason FROM documents d
+             WHERE d.status IN ('failed', 'quarantined', 'partial')
+               AND (d.seen_run = ?1 OR EXISTS
+                    (SELECT 1 FROM attempts a WHERE a.doc_id = d.id AND a.run_id = ?1))
+             ORDER BY d.display_path",
+        )?;
+        let rows = stmt.query_map([run], |r| {
+            Ok(FailedFile {
+                path: r.get(0)?,
+                status: r.get(1)?,
+                outcome: r.get(2)?,
+                reason: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The `limit` documents `run` spent the most worker time on, slowest
+    /// first (a split document's chunks add up).
+    pub fn slowest(&self, run: i64, limit: u32) -> Result<Vec<SlowDocument>, SqliteError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT d.display_path, d.status, d.engine, d.page_count,
+                    sum(max(a.ended_ms - a.started_ms, 0)) AS ms, count(*)
+             FROM attempts a JOIN documents d ON d.id = a.doc_id
+             WHERE a.run_id = ?1
+             GROUP BY a.doc_id ORDER BY ms DESC, d.display_path LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![run, limit], |r| {
+            Ok(SlowDocument {
+                path: r.get(0)?,
+                status: r.get(1)?,
+                engine: r.get(2)?,
+                pages: r.get::<_, Option<i64>>(3)?.map(|p| p.max(0) as u64),
+                seconds: r.get::<_, i64>(4)? as f64 / 1000.0,
+                attempts: r.get::<_, i64>(5)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Statistics of the attempts made by `run`.
     pub fn run_stats(&self, run: i64) -> Result<RunStats, SqliteError> {
         let mut stmt = self.conn.prepare(
@@ -170,23 +239,18 @@ fn stats_of(attempts: &[Attempt]) -> RunStats {
             .attempts_by_outcome
             .entry(a.outcome.clone())
             .or_default() += 1;
-        if a.outcome != "cancelled" {
-            let e = stats.errors_by_format.entry(a.format.clone()).or_default();
-            e.attempts += 1;
-            e.failed += u64::from(a.outcome != Outcome::Done.as_str());
-        }
         last.insert(a.doc, a);
     }
-    for e in stats.errors_by_format.values_mut() {
-        e.rate = ratio(e.failed as f64, e.attempts as f64);
+    let cancelled = Outcome::Cancelled.as_str();
+    for a in last.values().filter(|a| a.outcome != cancelled) {
+        let e = stats.errors_by_format.entry(a.format.clone()).or_default();
+        e.documents += 1;
+        e.failed += u64::from(a.outcome != Outcome::Done.as_str());
     }
-    let all = attempts.len() as f64;
-    stats.error_rate_by_class = stats
-        .attempts_by_outcome
-        .iter()
-        .filter(|(o, _)| o.as_str() != "done")
-        .map(|(o, n)| (o.clone(), ratio(*n as f64, all)))
-        .collect();
+    for e in stats.errors_by_format.values_mut() {
+        e.rate = ratio(e.failed as f64, e.documents as f64);
+    }
+    let ended = last.values().filter(|a| a.outcome != cancelled).count() as f64;
     for a in last.values() {
         *stats
             .documents_by_outcome
@@ -196,6 +260,12 @@ fn stats_of(attempts: &[Attempt]) -> RunStats {
             stats.pages += a.pages;
         }
     }
+    stats.error_rate_by_class = stats
+        .documents_by_outcome
+        .iter()
+        .filter(|(o, _)| o.as_str() != Outcome::Done.as_str() && o.as_str() != cancelled)
+        .map(|(o, n)| (o.clone(), ratio(*n as f64, ended)))
+        .collect();
     stats.tiers = Tier::ALL
         .iter()
         .map(|tier| {
@@ -324,12 +394,16 @@ mod tests {
         assert_eq!(s.tiers[4].avg_s_per_doc, None);
         assert_eq!(s.tiers[4].docs_per_worker_min, None);
 
-        assert_eq!(s.errors_by_format["pdf"].attempts, 3);
-        assert_eq!(s.errors_by_format["pdf"].failed, 1);
-        assert_eq!(s.errors_by_format["epub"].attempts, 2); // cancelled left out
+        // Per document: document 2 crashed once and was then done, so no
+        // PDF failed; of the EPUBs, 3 failed and 4 was cancelled.
+        assert_eq!(s.errors_by_format["pdf"].documents, 2);
+        assert_eq!(s.errors_by_format["pdf"].failed, 0);
+        assert_eq!(s.errors_by_format["epub"].documents, 2); // cancelled left out
         assert_eq!(s.errors_by_format["epub"].rate, 0.5);
         assert_eq!(s.attempts_by_outcome["done"], 3);
-        assert!((s.error_rate_by_class["crashed"] - 1.0 / 6.0).abs() < 1e-9);
+        assert_eq!(s.attempts_by_outcome["crashed"], 1);
+        assert!(!s.error_rate_by_class.contains_key("crashed"));
+        assert!((s.error_rate_by_class["extract-failed"] - 1.0 / 4.0).abs() < 1e-9);
         assert!(!s.error_rate_by_class.contains_key("done"));
         // Document 2 ended done after a crash.
         assert_eq!(s.documents_by_outcome["done"], 3);
@@ -391,6 +465,63 @@ mod tests {
         let idle = c.begin_run("me", "{}").unwrap();
         assert!(idle > worked);
         assert_eq!(c.last_run().unwrap(), Some(worked));
+    }
+
+    #[test]
+    fn failed_files_and_the_slowest_documents_of_a_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = SqliteStore::open(&dir.path().join("x.db")).unwrap();
+        let old = c.begin_run("me", "{}").unwrap();
+        let run = c.begin_run("me", "{}").unwrap();
+        // /a done in 3 s over two attempts; /b failed in this run; /c
+        // quarantined and seen by this run; /d failed, seen only by the
+        // earlier run; /e done in 1 s.
+        c.conn
+            .execute_batch(&format!(
+                "INSERT INTO documents (id, path, display_path, size, mtime_ns, format, status, outcome, reason, engine, page_count, seen_run, updated_ms) VALUES
+                     (1, x'2f61', '/a', 1, 1, 'pdf', 'done', 'done', NULL, 'mupdf', 4, {run}, 0),
+                     (2, x'2f62', '/b', 1, 1, 'pdf', 'failed', 'extract-failed', 'bad xref', NULL, NULL, {run}, 0),
+                     (3, x'2f63', '/c', 1, 1, 'pdf', 'quarantined', 'crashed', 'SIGSEGV', NULL, NULL, {run}, 0),
+                     (4, x'2f64', '/d', 1, 1, 'pdf', 'failed', 'extract-failed', 'old', NULL, NULL, {old}, 0),
+                     (5, x'2f65', '/e', 1, 1, 'epub', 'done', 'done', NULL, 'epub', 2, {run}, 0);
+                 INSERT INTO attempts (doc_id, run_id, attempt, outcome, started_ms, ended_ms) VALUES
+                     (1, {run}, 1, 'crashed', 0, 1000), (1, {run}, 2, 'done', 1000, 3000),
+                     (2, {run}, 1, 'extract-failed', 0, 500), (5, {run}, 1, 'done', 0, 1000),
+                     (4, {old}, 1, 'extract-failed', 0, 9000);"
+            ))
+            .unwrap();
+        let failed = c.failed_files(run).unwrap();
+        let seen: Vec<(&str, &str, Option<&str>)> = failed
+            .iter()
+            .map(|f| (f.path.as_str(), f.status.as_str(), f.reason.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("/b", "failed", Some("bad xref")),
+                ("/c", "quarantined", Some("SIGSEGV"))
+            ]
+        );
+        let slow = c.slowest(run, 2).unwrap();
+        let seen: Vec<_> = slow
+            .iter()
+            .map(|d| {
+                (
+                    d.path.as_str(),
+                    d.seconds,
+                    d.attempts,
+                    d.pages,
+                    d.engine.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("/a", 3.0, 2, Some(4), Some("mupdf")),
+                ("/e", 1.0, 1, Some(2), Some("epub"))
+            ]
+        );
     }
 
     #[test]

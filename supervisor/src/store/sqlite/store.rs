@@ -105,6 +105,12 @@ impl Store for SqliteStore {
     fn failed_in_run(&mut self, run: i64) -> Result<u64, StoreError> {
         Ok(SqliteStore::failed_in_run(self, run)?)
     }
+    fn failures(
+        &mut self,
+        seen_by: Option<i64>,
+    ) -> Result<Vec<(i64, crate::store::DocState)>, StoreError> {
+        Ok(SqliteStore::failures(self, seen_by)?)
+    }
 
     fn held_elsewhere(&mut self, owner: &str) -> Result<u64, StoreError> {
         Ok(SqliteStore::held_elsewhere(self, owner)?)

@@ -242,3 +242,31 @@ fn memory_that_grows_with_progress_is_not_a_stall() {
     w.play(script);
     assert!(w.reasons.is_empty(), "{:?}", w.reasons);
 }
+
+/// The snapshot names the jobs running, longest first, with their time so
+/// far and their worker's latest memory reading: what the live display
+/// shows of the stragglers.
+#[test]
+fn the_snapshot_names_the_running_jobs() {
+    let mut w = World::new(
+        stall_config(),
+        vec![doc(1, Format::Pdf), doc(2, Format::Pdf)],
+        2,
+    );
+    w.at(0, Event::Tick);
+    w.at(1_500, rss(1, 300));
+    w.at(2_000, Event::Tick);
+    let snap = w.state.snapshot(0, 0);
+    let running: Vec<(&str, u64)> = snap
+        .running
+        .iter()
+        .map(|j| (j.path.as_str(), j.rss_bytes / MIB))
+        .collect();
+    assert_eq!(running.len(), 2, "{:?}", snap.running);
+    assert!(running.contains(&("/d/1.pdf", 300)), "{running:?}");
+    assert!(snap.running.iter().all(|j| j.elapsed_s > 1.9));
+    assert!(snap
+        .running
+        .windows(2)
+        .all(|p| p[0].elapsed_s >= p[1].elapsed_s));
+}
