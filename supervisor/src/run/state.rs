@@ -153,8 +153,13 @@ pub struct State {
     scale_wanted: bool,
     scale_state: ScaleState,
     readings: Readings,
-    /// Jobs done since the last scaling decision.
+    /// Attempts ended (done or failed, not cancelled) since the last
+    /// scaling decision.
     recent_jobs: u32,
+    /// Of those, the ones that ended in a way fewer workers can help: a
+    /// crash, a timeout, a memory or descriptor limit. A document that is
+    /// simply unreadable says nothing about the machine.
+    recent_failures: u32,
     /// A scaling decision not yet shown in a snapshot.
     unreported: Option<String>,
 }
@@ -198,6 +203,7 @@ impl State {
             scale_state: ScaleState::default(),
             readings: Readings::default(),
             recent_jobs: 0,
+            recent_failures: 0,
             unreported: None,
         }
     }

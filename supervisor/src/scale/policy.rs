@@ -200,7 +200,9 @@ pub fn decide(
     } else {
         0.0
     };
-    let rising_errors = error_rate > p.error_rate && error_rate > st.prev_error_rate;
+    // "Rising" includes staying high: a run where most attempts keep
+    // crashing should keep shedding workers, not stop after one step.
+    let rising_errors = error_rate > p.error_rate && error_rate >= st.prev_error_rate;
     st.prev_error_rate = error_rate;
 
     // Emergencies: act at once, whatever the streaks and the cool-down.

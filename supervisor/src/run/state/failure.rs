@@ -85,6 +85,15 @@ impl State {
             "{reason}"
         );
         self.totals.record(Fact::Attempt(outcome));
+        if outcome != Outcome::Cancelled {
+            self.recent_jobs += 1;
+        }
+        if matches!(
+            outcome,
+            Outcome::Crashed | Outcome::TimedOut | Outcome::MemoryLimit | Outcome::FdLimit
+        ) {
+            self.recent_failures += 1;
+        }
         let result = FinishedResult::Failed {
             outcome,
             reason,

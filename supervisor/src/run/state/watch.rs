@@ -130,6 +130,7 @@ impl State {
         r.queue_depth = self.queue.len() as u64;
         r.idle = (self.slots.len() - self.busy()) as u32;
         r.recent_jobs = std::mem::take(&mut self.recent_jobs);
+        r.recent_failures = std::mem::take(&mut self.recent_failures);
         let current = self.target;
         let now_ms = self.now_ms();
         let Some(d) = scale::decide(current, &r, &self.cfg.scale, &mut self.scale_state, now_ms)

@@ -272,3 +272,38 @@ fn leases_are_renewed_and_workers_give_up_after_failed_starts() {
         .collect();
     assert_eq!(last, ["abort: cannot start workers: no"]);
 }
+
+#[test]
+fn steady_crashes_reach_the_scaling_policy_as_an_error_rate() {
+    let mut cfg = config();
+    cfg.scale_interval = Duration::from_secs(1);
+    cfg.max_attempts = 5;
+    let docs: Vec<_> = (1..=4).map(|id| doc(id, Format::Pdf)).collect();
+    let mut w = World::new(cfg, docs, 4);
+    w.readings.cores = 4;
+    w.readings.available_mem = 16 * GIB;
+    let mut seen = w.at(0, Event::Tick);
+    // Every worker crashes on its document, twice over: each scaling
+    // reading sees every attempt of the interval fail.
+    for worker in 1..=4 {
+        seen.extend(w.at(100, exited(worker, Outcome::Crashed)));
+    }
+    seen.extend(w.at(1_500, Event::Tick));
+    assert_eq!(
+        w.state.snapshot(0, 1024).decision,
+        None,
+        "one reading is not a trend"
+    );
+    for worker in 5..=8 {
+        seen.extend(w.at(1_600, exited(worker, Outcome::Crashed)));
+    }
+    seen.extend(w.at(3_000, Event::Tick));
+    let decision = w.state.snapshot(0, 1024).decision;
+    assert!(
+        decision
+            .as_deref()
+            .is_some_and(|d| d.starts_with("4 -> 3") && d.contains("error rate")),
+        "no scaling down on the error rate: {decision:?}\nactions: {seen:#?}"
+    );
+    assert!(seen.iter().any(|a| a == "scaled 4->3"), "{seen:#?}");
+}
