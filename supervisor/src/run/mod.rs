@@ -4,7 +4,7 @@
 mod action;
 mod driver;
 mod event;
-mod lock;
+pub(crate) mod lock;
 mod scratch;
 mod state;
 mod summary;
@@ -118,7 +118,13 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
     // Removed when the run ends, whatever the workers left in it.
     let scratch = scratch::create()?;
     let owner = format!("{}:{}", hostname(), std::process::id());
-    let run = catalog.begin_run(&owner, &serde_json::to_string(opts)?)?;
+    // The run records its roots as absolute paths, so that `runs` and the
+    // report name the library the same way wherever they are run from.
+    let recorded = IndexOptions {
+        roots: roots.clone(),
+        ..opts.clone()
+    };
+    let run = catalog.begin_run(&owner, &serde_json::to_string(&recorded)?)?;
     // Read before discovery, which may requeue or relabel them: the run's
     // new failures are those not in this set.
     let failed_before: HashSet<i64> = catalog
