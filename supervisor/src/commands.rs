@@ -131,6 +131,21 @@ pub fn forget(db: &Path, paths: &[std::path::PathBuf]) -> anyhow::Result<i32> {
         .map(|p| absolute(p))
         .collect::<io::Result<_>>()?;
     let mut catalog = store::open_writable(db)?;
+    // Forgetting under a running index would race its commits (a document
+    // forgotten here could come back with the worker's pages): a SQLite
+    // index takes the same lock as `docmill index`; the shared store's rows
+    // are kept apart by leases instead.
+    let _lock = if catalog.shared() {
+        None
+    } else {
+        match crate::run::lock::RunLock::acquire(db) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("docmill: {e}");
+                return Ok(exit_codes::USAGE);
+            }
+        }
+    };
     let n = catalog.forget(&absolute).map_err(|e| e.naming(db))?;
     if n == 0 {
         eprintln!("docmill: nothing in the index at or under the paths given");
