@@ -73,6 +73,32 @@ pub struct Snapshot {
     pub decision: Option<String>,
     /// EPUB jobs running now (they are held to a smaller share of memory).
     pub epubs_running: u32,
+    /// The jobs running now, in worker order: what `docmill serve`'s run
+    /// page shows as running, with how long each has taken. Left out of the
+    /// stored JSON when empty, so samples of an idle run keep their size.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub running: Vec<RunningJob>,
+}
+
+/// One job a worker is running at the instant of a snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunningJob {
+    /// The document's id in the catalog.
+    pub doc: i64,
+    pub path: String,
+    /// The pages of a chunk job; None for a whole document.
+    pub first_page: Option<u32>,
+    pub last_page: Option<u32>,
+    /// The attempt (1 for the first), counting only those that counted.
+    pub attempt: u32,
+    /// When the job started, milliseconds since the Unix epoch.
+    pub started_ms: i64,
+    /// Pages the worker has sent so far, and how many it is to send (0
+    /// until it said its page count).
+    pub pages_done: u32,
+    pub pages_expected: u32,
+    pub pid: u32,
 }
 
 /// Documents and pages so far, as `run::Totals` derives them; flattened

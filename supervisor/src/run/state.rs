@@ -22,7 +22,7 @@ use docmill_protocol::{EngineChoice, Format, JobId, PageFlags, WorkerFailureKind
 use super::action::Action;
 use super::event::{Event, WorkerId};
 use super::totals::{Committed, Totals};
-use crate::metrics::{queue_by_tier, Snapshot};
+use crate::metrics::{queue_by_tier, RunningJob, Snapshot};
 use crate::policy::Timeouts;
 use crate::scale::{Readings, ScalePolicy, ScaleState};
 use crate::schedule::Chunking;
@@ -506,6 +506,22 @@ impl State {
             by_format: self.totals.by_format(),
             decision: self.unreported.take(),
             epubs_running: epubs as u32,
+            running: self
+                .slots
+                .values()
+                .filter_map(|s| s.job.as_ref().map(|j| (s.pid, j)))
+                .map(|(pid, j)| RunningJob {
+                    doc: j.doc.id,
+                    path: j.doc.path.to_string_lossy().into_owned(),
+                    first_page: j.doc.chunk.map(|c| c.first),
+                    last_page: j.doc.chunk.map(|c| c.last),
+                    attempt: j.attempt,
+                    started_ms: j.started_ms,
+                    pages_done: j.done(),
+                    pages_expected: j.expected,
+                    pid,
+                })
+                .collect(),
         }
     }
 }
