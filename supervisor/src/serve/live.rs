@@ -1,0 +1,289 @@
+//! The run page (`/run`): the newest index run on the database, read from
+//! what the run itself writes there — its row in `runs`, the snapshots it
+//! stores every few seconds in `samples` (counts, workers, queue by tier,
+//! the jobs running now), and its failed `attempts` as they commit. While
+//! the run goes on, the page's figures are pushed to it as server-sent
+//! events, once a second; the charts are the report's own
+//! (`metrics::report::draw_charts`), fetched again every few seconds. A
+//! reload, or a page opened later, reads the same state from the database,
+//! and with no run going on the page shows the last one.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream};
+use maud::{html, Markup, PreEscaped};
+
+use super::error::ServeError;
+use super::html::{duration, page, time};
+use super::App;
+use crate::metrics::{report, RateWindow, Rates, Snapshot, SAMPLE_EVERY_MS};
+use crate::store::{now_ms, RunFailure, RunInfo, SqliteStore};
+use crate::units::format_size;
+
+/// A run without an end whose newest sample is older than this is taken
+/// for dead (killed, or its machine went down): several sample periods.
+const SILENT_MS: i64 = 5 * SAMPLE_EVERY_MS;
+/// Samples read for the rates: enough to span their 30 s window.
+const RATE_SAMPLES: usize = 40;
+/// Failures listed.
+const FAILURES: usize = 20;
+/// How often the figures are pushed, and the charts fetched again.
+const PUSH_EVERY: Duration = Duration::from_secs(1);
+const CHARTS_EVERY_MS: u32 = 10_000;
+
+/// The run page's figures at one moment.
+pub struct Live {
+    run: Option<RunView>,
+}
+
+struct RunView {
+    info: RunInfo,
+    going: bool,
+    last: Option<Snapshot>,
+    rates: Rates,
+    failures: Vec<RunFailure>,
+    now_ms: i64,
+}
+
+fn read(store: &SqliteStore) -> Result<Live, ServeError> {
+    let Some(id) = store.newest_run()? else {
+        return Ok(Live { run: None });
+    };
+    let Some(info) = store.run_info(id)? else {
+        return Ok(Live { run: None });
+    };
+    let samples = store.last_samples(id, RATE_SAMPLES)?;
+    let mut window = RateWindow::default();
+    for s in &samples {
+        window.push(s.t_ms, s.docs.docs_done, s.docs.pages_done);
+    }
+    let now = now_ms();
+    let heard = samples.last().map_or(info.started_ms, |s| s.t_ms);
+    Ok(Live {
+        run: Some(RunView {
+            going: info.ended_ms.is_none() && now - heard < SILENT_MS,
+            last: samples.last().cloned(),
+            rates: window.rates(),
+            failures: store.failures_in_run(id, FAILURES)?,
+            now_ms: now,
+            info,
+        }),
+    })
+}
+
+pub async fn handler(State(app): State<App>) -> Response {
+    let state = app
+        .catalog
+        .read(|store| {
+            let live = read(store)?;
+            let charts = match &live.run {
+                Some(r) => charts(store, r.info.id)?,
+                None => html! {},
+            };
+            Ok((live, charts))
+        })
+        .await;
+    match state {
+        Ok((live, charts)) => render(&live, charts).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `/run/charts`: the charts of the newest run, as a fragment of the page.
+pub async fn charts_handler(State(app): State<App>) -> Response {
+    let svg = app
+        .catalog
+        .read(|store| match store.newest_run()? {
+            Some(id) => charts(store, id),
+            None => Ok(html! {}),
+        })
+        .await;
+    match svg {
+        Ok(m) => m.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn charts(store: &SqliteStore, run: i64) -> Result<Markup, ServeError> {
+    let data = report::load(store, Some(run))?;
+    let charts = report::draw_charts(&data)?;
+    Ok(html! {
+        @for (title, svg) in charts {
+            figure.chart title=(title) {
+                // The report's own SVG, drawn by plotters from numbers:
+                // every text in it is docmill's.
+                (PreEscaped(svg))
+            }
+        }
+    })
+}
+
+/// `/run/events`: the live section of the page, pushed once a second as a
+/// JSON string of escaped HTML (an event's data cannot hold every
+/// character a reason may), for as long as the page is open.
+pub async fn events(State(app): State<App>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let stream = stream::unfold((app, None::<String>), |(app, previous)| async move {
+        loop {
+            if previous.is_some() {
+                tokio::time::sleep(PUSH_EVERY).await;
+            }
+            let fragment = app
+                .catalog
+                .read(|store| Ok(section(&read(store)?).into_string()))
+                .await;
+            let fragment = match fragment {
+                Ok(f) => f,
+                Err(e) => html! { p.error { (crate::cli::chain(&e)) } }.into_string(),
+            };
+            // Nothing new is not sent: a finished run's page stays still,
+            // and a new run is seen within a second.
+            if previous.as_ref() == Some(&fragment) {
+                continue;
+            }
+            let going = fragment.contains("data-going=\"true\"");
+            let event = Event::default()
+                .event(if going { "live" } else { "idle" })
+                .data(serde_json::to_string(&fragment).unwrap_or_default());
+            return Some((Ok(event), (app, Some(fragment))));
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+fn render(live: &Live, charts: Markup) -> Markup {
+    let script = format!(
+        "(function() {{
+  var updates = 0, live = document.getElementById('live'), charts = document.getElementById('charts');
+  var lastCharts = Date.now();
+  function refreshCharts() {{
+    lastCharts = Date.now();
+    fetch('/run/charts').then(function(r) {{ return r.text(); }}).then(function(t) {{ charts.innerHTML = t; }});
+  }}
+  function take(e) {{
+    var wasGoing = live.querySelector('[data-going=\"true\"]') !== null;
+    live.innerHTML = JSON.parse(e.data);
+    updates += 1;
+    document.body.setAttribute('data-updates', updates);
+    var going = e.type === 'live';
+    if ((going && Date.now() - lastCharts > {CHARTS_EVERY_MS}) || (wasGoing && !going)) refreshCharts();
+  }}
+  var source = new EventSource('/run/events');
+  source.addEventListener('live', take);
+  source.addEventListener('idle', take);
+}})();"
+    );
+    page(
+        "Run",
+        html! {
+            div #live { (section(live)) }
+            h2 { "Charts" }
+            div #charts { (charts) }
+            script { (PreEscaped(script)) }
+        },
+    )
+}
+
+/// The part of the page that is pushed: the run's state, its figures, the
+/// jobs running now and the failures so far.
+fn section(live: &Live) -> Markup {
+    let Some(r) = &live.run else {
+        return html! { p.state #state data-going="false" { "No index run yet: run docmill index on this database." } };
+    };
+    let info = &r.info;
+    let snap = r.last.clone().unwrap_or_default();
+    let docs = snap.docs;
+    let end = info.ended_ms.unwrap_or(if r.going {
+        r.now_ms
+    } else {
+        snap.t_ms.max(info.started_ms)
+    });
+    let wall = (end - info.started_ms).max(0) as f64 / 1000.0;
+    let state = if r.going {
+        format!("Run {} is going on", info.id)
+    } else if info.ended_ms.is_some() {
+        format!(
+            "Run {} finished (exit {})",
+            info.id,
+            info.exit_code.map_or("-".to_string(), |c| c.to_string())
+        )
+    } else {
+        format!(
+            "Run {} stopped without finishing (killed, or its machine went down)",
+            info.id
+        )
+    };
+    let rate = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+    let eta = if r.going {
+        r.rates
+            .eta_s(docs.remaining())
+            .map_or("-".to_string(), duration)
+    } else {
+        "-".to_string()
+    };
+    html! {
+        p.state #state data-going=(r.going) { (state) }
+        table.figures #figures {
+            tr { td { "started" } td { (time(info.started_ms)) } }
+            tr { td { "wall time" } td #wall { (duration(wall)) } }
+            tr { td { "documents" } td {
+                span #docs-done { (docs.docs_done) } " done of " span #docs-total { (docs.docs_total) }
+                ", " span #docs-failed { (docs.docs_failed) } " failed, " (docs.remaining()) " to go"
+            } }
+            tr { td { "pages" } td #pages-done { (docs.pages_done) } }
+            tr { td { "rate" } td #rate { (rate(r.rates.docs_per_min)) " docs/min, " (rate(r.rates.pages_per_min)) " pages/min" } }
+            tr { td { "ETA" } td #eta { (eta) } }
+            tr { td { "workers" } td #workers { (snap.busy) " busy of " (snap.workers) " (bounds " (snap.min_workers) ".." (snap.max_workers) ")" } }
+            tr { td { "queue" } td #queue {
+                (snap.queue_depth)
+                @if !snap.queue_by_tier.is_empty() {
+                    " (" (snap.queue_by_tier.iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", ")) ")"
+                }
+            } }
+            tr { td { "CPU" } td { (format!("{:.0}", snap.cpu_percent)) "% (this run " (format!("{:.0}", snap.cpu_own_percent)) "%)" } }
+            tr { td { "memory" } td {
+                (format_size(snap.memory_used_bytes))
+                @if let Some(b) = snap.memory_budget_bytes { " of " (format_size(b)) }
+            } }
+            @if let Some(d) = &snap.decision { tr { td { "last decision" } td { (d) } } }
+        }
+        @if r.going {
+            h2 { "Running now" }
+            table #running {
+                tr { th { "document" } th { "pages" } th { "attempt" } th { "for" } th { "worker" } }
+                @for j in &snap.running {
+                    tr {
+                        td { a href=(format!("/doc/{}", j.doc)) { (j.path) } }
+                        td {
+                            (j.pages_done)
+                            @if j.pages_expected > 0 { " of " (j.pages_expected) }
+                            @if let (Some(f), Some(l)) = (j.first_page, j.last_page) { " (chunk " (f) "–" (l) ")" }
+                        }
+                        td { (j.attempt) }
+                        td { (duration((r.now_ms - j.started_ms) as f64 / 1000.0)) }
+                        td { (j.pid) }
+                    }
+                }
+            }
+        }
+        h2 { "Failures" }
+        @if r.failures.is_empty() {
+            p #no-failures { "None so far." }
+        } @else {
+            table #failures {
+                tr { th { "when" } th { "document" } th { "outcome" } th { "reason" } }
+                @for f in &r.failures {
+                    tr {
+                        td { (time(f.ended_ms)) }
+                        td { a href=(format!("/doc/{}", f.doc)) { (f.path) } }
+                        td { (f.outcome) }
+                        td { (f.reason.as_deref().unwrap_or("")) }
+                    }
+                }
+            }
+        }
+    }
+}
