@@ -97,7 +97,7 @@ fn render(v: &View, params: &Params) -> Markup {
             tr { td { (unit) "s" } td { (d.page_count.map_or("-".to_string(), |n| n.to_string())) " (" (d.pages_stored) " stored)" } }
             tr { td { "state" } td #status { (d.status) } }
             tr { td { "engine" } td { (d.engine.as_deref().unwrap_or("-")) } }
-            tr { td { "attempts" } td { (d.attempts) @if d.interrupted > 0 { " (and " (d.interrupted) " interrupted, not counted)" } } }
+            tr { td { "attempts counted against it" } td { (d.attempts) @if d.interrupted > 0 { " (and " (d.interrupted) " interrupted, not counted)" } } }
             @if let Some(reason) = &d.reason {
                 tr { td { "last failure" } td #reason { (d.outcome.as_deref().unwrap_or("")) ": " (reason) } }
             }
@@ -129,7 +129,7 @@ fn render(v: &View, params: &Params) -> Markup {
         (window_links(d.id, &q, v.first, total))
         @for (n, text, _) in &v.pages {
             div.page id=(format!("p{n}")) {
-                h3 { a href=(format!("#p{n}")) { (unit) " " (n) } " · " a href=(format!("/file/{}#page={n}", d.id)) { "open" } }
+                h3 { a href=(format!("#p{n}")) { (unit) " " (n) } " · " a href=(format!("/file/{}{}", d.id, at(&d.format, *n))) { "open" } }
                 pre {
                     @if let Some(q) = &query {
                         (marked(text, highlight::matches(text, q)))
@@ -142,6 +142,13 @@ fn render(v: &View, params: &Params) -> Markup {
         (window_links(d.id, &q, v.first, total))
     };
     page(&name, body)
+}
+
+/// Where in the file a page or chapter is, as the search's links say it.
+fn at(format: &str, page: u32) -> String {
+    let link = search::link(b"", format, Some(page));
+    link.find('#')
+        .map_or(String::new(), |i| link[i..].to_string())
 }
 
 fn window_links(id: i64, q: &str, first: u32, total: u64) -> Markup {

@@ -217,6 +217,17 @@ fn section(live: &Live) -> Markup {
         )
     };
     let rate = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+    // While it goes, the rates over the last half minute; after, over the
+    // whole run.
+    let rates = if r.going {
+        r.rates
+    } else {
+        let minutes = wall / 60.0;
+        Rates {
+            docs_per_min: (minutes > 0.0).then(|| docs.docs_done as f64 / minutes),
+            pages_per_min: (minutes > 0.0).then(|| docs.pages_done as f64 / minutes),
+        }
+    };
     let eta = if r.going {
         r.rates
             .eta_s(docs.remaining())
@@ -224,6 +235,12 @@ fn section(live: &Live) -> Markup {
     } else {
         "-".to_string()
     };
+    let tiers: Vec<String> = snap
+        .queue_by_tier
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(t, n)| format!("{t} {n}"))
+        .collect();
     html! {
         p.state #state data-going=(r.going) { (state) }
         table.figures #figures {
@@ -234,20 +251,23 @@ fn section(live: &Live) -> Markup {
                 ", " span #docs-failed { (docs.docs_failed) } " failed, " (docs.remaining()) " to go"
             } }
             tr { td { "pages" } td #pages-done { (docs.pages_done) } }
-            tr { td { "rate" } td #rate { (rate(r.rates.docs_per_min)) " docs/min, " (rate(r.rates.pages_per_min)) " pages/min" } }
-            tr { td { "ETA" } td #eta { (eta) } }
-            tr { td { "workers" } td #workers { (snap.busy) " busy of " (snap.workers) " (bounds " (snap.min_workers) ".." (snap.max_workers) ")" } }
-            tr { td { "queue" } td #queue {
-                (snap.queue_depth)
-                @if !snap.queue_by_tier.is_empty() {
-                    " (" (snap.queue_by_tier.iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", ")) ")"
-                }
-            } }
-            tr { td { "CPU" } td { (format!("{:.0}", snap.cpu_percent)) "% (this run " (format!("{:.0}", snap.cpu_own_percent)) "%)" } }
-            tr { td { "memory" } td {
-                (format_size(snap.memory_used_bytes))
-                @if let Some(b) = snap.memory_budget_bytes { " of " (format_size(b)) }
-            } }
+            tr {
+                td { @if r.going { "rate (last 30 s)" } @else { "rate (whole run)" } }
+                td #rate { (rate(rates.docs_per_min)) " docs/min, " (rate(rates.pages_per_min)) " pages/min" }
+            }
+            @if r.going {
+                tr { td { "ETA" } td #eta { (eta) } }
+                tr { td { "workers" } td #workers { (snap.busy) " busy of " (snap.workers) " (bounds " (snap.min_workers) ".." (snap.max_workers) ")" } }
+                tr { td { "queue" } td #queue {
+                    (snap.queue_depth)
+                    @if !tiers.is_empty() { " (" (tiers.join(", ")) ")" }
+                } }
+                tr { td { "CPU" } td { (format!("{:.0}", snap.cpu_percent)) "% (this run " (format!("{:.0}", snap.cpu_own_percent)) "%)" } }
+                tr { td { "memory" } td {
+                    (format_size(snap.memory_used_bytes))
+                    @if let Some(b) = snap.memory_budget_bytes { " of " (format_size(b)) }
+                } }
+            }
             @if let Some(d) = &snap.decision { tr { td { "last decision" } td { (d) } } }
         }
         @if r.going {
@@ -285,5 +305,96 @@ fn section(live: &Live) -> Markup {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{DocCounts, RunningJob};
+
+    fn view(going: bool, ended: Option<i64>) -> Live {
+        let snap = Snapshot {
+            t_ms: 60_000,
+            workers: 2,
+            busy: 1,
+            docs: DocCounts {
+                docs_total: 10,
+                docs_done: 4,
+                docs_failed: 1,
+                pages_done: 40,
+            },
+            running: vec![RunningJob {
+                doc: 7,
+                path: "/lib/<b>x</b>.pdf".into(),
+                started_ms: 50_000,
+                pages_done: 3,
+                pages_expected: 9,
+                attempt: 1,
+                ..RunningJob::default()
+            }],
+            ..Snapshot::default()
+        };
+        Live {
+            run: Some(RunView {
+                info: RunInfo {
+                    id: 3,
+                    started_ms: 0,
+                    ended_ms: ended,
+                    owner: "h:1".into(),
+                    options: serde_json::json!({}),
+                    totals: None,
+                    exit_code: ended.map(|_| 0),
+                },
+                going,
+                last: Some(snap),
+                rates: Rates {
+                    docs_per_min: Some(6.0),
+                    pages_per_min: Some(60.0),
+                },
+                failures: vec![RunFailure {
+                    doc: 8,
+                    path: "/lib/<i>bad</i>.pdf".into(),
+                    outcome: "crashed".into(),
+                    reason: Some("signal 11".into()),
+                    ended_ms: 55_000,
+                }],
+                now_ms: 62_000,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_going_run_shows_its_jobs_rate_and_eta() {
+        let html = section(&view(true, None)).into_string();
+        assert!(html.contains("data-going=\"true\""), "{html}");
+        assert!(html.contains("is going on"));
+        // 5 documents to go at 6 a minute.
+        assert!(html.contains("<td id=\"eta\">50.0s</td>"), "{html}");
+        assert!(
+            html.contains("href=\"/doc/7\">/lib/&lt;b&gt;x&lt;/b&gt;.pdf"),
+            "{html}"
+        );
+        assert!(html.contains("3 of 9"));
+        assert!(
+            html.contains("12.0s"),
+            "elapsed from the job's start: {html}"
+        );
+        assert!(html.contains("/lib/&lt;i&gt;bad&lt;/i&gt;.pdf"));
+        assert!(!html.contains("<b>") && !html.contains("<i>"));
+    }
+
+    #[test]
+    fn a_finished_or_dead_run_is_said_so() {
+        let html = section(&view(false, Some(120_000))).into_string();
+        assert!(html.contains("data-going=\"false\""));
+        assert!(html.contains("Run 3 finished (exit 0)"), "{html}");
+        // The whole run's rate: 4 documents in 2 minutes.
+        assert!(html.contains("2 docs/min"), "{html}");
+        assert!(!html.contains("Running now"));
+        let html = section(&view(false, None)).into_string();
+        assert!(html.contains("stopped without finishing"), "{html}");
+        let html = section(&Live { run: None }).into_string();
+        assert!(html.contains("No index run yet"));
     }
 }

@@ -215,3 +215,53 @@ impl SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_samples_and_failures_of_a_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = SqliteStore::open(&dir.path().join("x.db")).unwrap();
+        assert_eq!(c.newest_run().unwrap(), None);
+        let run = c.begin_run("me", "{}").unwrap();
+        for t in [3_000, 1_000, 2_000, 4_000] {
+            let snap = Snapshot {
+                t_ms: t,
+                ..Snapshot::default()
+            };
+            c.record_sample(run, &snap).unwrap();
+        }
+        let last: Vec<i64> = c
+            .last_samples(run, 2)
+            .unwrap()
+            .iter()
+            .map(|s| s.t_ms)
+            .collect();
+        assert_eq!(last, [3_000, 4_000]);
+        c.conn
+            .execute_batch(&format!(
+                "INSERT INTO documents (path, display_path, size, mtime_ns, format, status, updated_ms)
+                     VALUES (x'2f61', '/a', 1, 1, 'pdf', 'failed', 0);
+                 INSERT INTO attempts (doc_id, run_id, attempt, outcome, reason, started_ms, ended_ms)
+                     VALUES (1, {run}, 1, 'done', NULL, 0, 1),
+                            (1, {run}, 2, 'crashed', 'signal 11', 0, 5),
+                            (1, {run}, 3, 'cancelled', NULL, 0, 6),
+                            (1, {run}, 4, 'timed-out', 'deadline', 0, 7);"
+            ))
+            .unwrap();
+        let f = c.failures_in_run(run, 10).unwrap();
+        let outcomes: Vec<&str> = f.iter().map(|f| f.outcome.as_str()).collect();
+        assert_eq!(outcomes, ["timed-out", "crashed"]);
+        assert_eq!(c.document_id(b"/a").unwrap(), Some(1));
+        assert_eq!(c.document_id(b"/b").unwrap(), None);
+        let d = c.document(1).unwrap().unwrap();
+        assert_eq!(
+            (d.display_path.as_str(), d.status.as_str()),
+            ("/a", "failed")
+        );
+        assert_eq!(c.attempts_of(1).unwrap().len(), 4);
+        assert!(c.document(2).unwrap().is_none());
+    }
+}
