@@ -254,6 +254,10 @@ fn pages_over_http() {
     let r = server.get("/?q=trace");
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    let csp = r
+        .header("content-security-policy")
+        .expect("a policy on pages");
+    assert!(csp.contains("default-src 'self'"), "{csp}");
     let html = r.text();
     assert!(html.contains("pdfjs-tracemonkey.pdf"), "{html}");
     let trace_id = id_of(&env, "pdfjs-tracemonkey.pdf");

@@ -172,6 +172,15 @@ async fn check_host(State(hosts): State<Hosts>, request: Request, next: Next) ->
         return (StatusCode::MISDIRECTED_REQUEST, "unknown host\n").into_response();
     }
     let mut response = next.run(request).await;
+    let html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !html {
+        // The files themselves are left to the browser's viewers.
+        return response;
+    }
     // Pages never load anything from elsewhere, and are never framed.
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
