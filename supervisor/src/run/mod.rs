@@ -26,6 +26,7 @@ use crate::store::{QueuedDoc, RetryPolicy};
 use crate::walk::{self, WalkOptions};
 use summary::{CpuSeconds, Summary};
 
+pub(crate) use lock::held as lock_held;
 use state::{RunConfig, State};
 pub use totals::Totals;
 

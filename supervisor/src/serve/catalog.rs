@@ -31,6 +31,11 @@ impl Catalog {
         })
     }
 
+    /// The database's path.
+    pub fn db(&self) -> &std::path::Path {
+        &self.db
+    }
+
     /// Runs `f` with a connection on a blocking thread.
     pub async fn read<T, F>(&self, f: F) -> Result<T, ServeError>
     where

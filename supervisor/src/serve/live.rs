@@ -24,8 +24,9 @@ use crate::metrics::{report, RateWindow, Rates, Snapshot, SAMPLE_EVERY_MS};
 use crate::store::{now_ms, RunFailure, RunInfo, SqliteStore};
 use crate::units::format_size;
 
-/// A run without an end whose newest sample is older than this is taken
-/// for dead (killed, or its machine went down): several sample periods.
+/// Where the run lock cannot be seen, a run without an end whose newest
+/// sample is older than this is taken for dead (killed, or its machine
+/// went down): several sample periods.
 const SILENT_MS: i64 = 5 * SAMPLE_EVERY_MS;
 /// Samples read for the rates: enough to span their 30 s window.
 const RATE_SAMPLES: usize = 40;
@@ -49,7 +50,19 @@ struct RunView {
     now_ms: i64,
 }
 
-fn read(store: &SqliteStore) -> Result<Live, ServeError> {
+/// Whether the run `info` (the newest) goes on: it has no end, and the
+/// lock an index run holds is held (which also covers a run still finding
+/// its files, before its first sample), or, where locks cannot be seen
+/// from outside, it stored a sample lately.
+fn going(info: &RunInfo, lock_held: Option<bool>, heard_ms: i64, now_ms: i64) -> bool {
+    info.ended_ms.is_none()
+        && match lock_held {
+            Some(held) => held,
+            None => now_ms - heard_ms < SILENT_MS,
+        }
+}
+
+fn read(store: &SqliteStore, db: &std::path::Path) -> Result<Live, ServeError> {
     let Some(id) = store.newest_run()? else {
         return Ok(Live { run: None });
     };
@@ -65,7 +78,7 @@ fn read(store: &SqliteStore) -> Result<Live, ServeError> {
     let heard = samples.last().map_or(info.started_ms, |s| s.t_ms);
     Ok(Live {
         run: Some(RunView {
-            going: info.ended_ms.is_none() && now - heard < SILENT_MS,
+            going: going(&info, crate::run::lock_held(db), heard, now),
             last: samples.last().cloned(),
             rates: window.rates(),
             failures: store.failures_in_run(id, FAILURES)?,
@@ -76,10 +89,11 @@ fn read(store: &SqliteStore) -> Result<Live, ServeError> {
 }
 
 pub async fn handler(State(app): State<App>) -> Response {
+    let db = app.catalog.db().to_path_buf();
     let state = app
         .catalog
-        .read(|store| {
-            let live = read(store)?;
+        .read(move |store| {
+            let live = read(store, &db)?;
             let charts = match &live.run {
                 Some(r) => charts(store, r.info.id)?,
                 None => html! {},
@@ -131,9 +145,10 @@ pub async fn events(State(app): State<App>) -> Sse<impl Stream<Item = Result<Eve
             if previous.is_some() {
                 tokio::time::sleep(PUSH_EVERY).await;
             }
+            let db = app.catalog.db().to_path_buf();
             let fragment = app
                 .catalog
-                .read(|store| Ok(section(&read(store)?).into_string()))
+                .read(move |store| Ok(section(&read(store, &db)?).into_string()))
                 .await;
             let fragment = match fragment {
                 Ok(f) => f,
@@ -202,7 +217,9 @@ fn section(live: &Live) -> Markup {
         snap.t_ms.max(info.started_ms)
     });
     let wall = (end - info.started_ms).max(0) as f64 / 1000.0;
-    let state = if r.going {
+    let state = if r.going && r.last.is_none() {
+        format!("Run {} is going on: finding files", info.id)
+    } else if r.going {
         format!("Run {} is going on", info.id)
     } else if info.ended_ms.is_some() {
         format!(
@@ -382,6 +399,24 @@ mod tests {
         );
         assert!(html.contains("/lib/&lt;i&gt;bad&lt;/i&gt;.pdf"));
         assert!(!html.contains("<b>") && !html.contains("<i>"));
+    }
+
+    #[test]
+    fn a_run_goes_on_while_its_lock_is_held() {
+        let Some(RunView { info, .. }) = view(true, None).run else {
+            unreachable!()
+        };
+        // Held: going, even with no sample for a long while (a long walk).
+        assert!(going(&info, Some(true), 0, 1_000_000));
+        assert!(!going(&info, Some(false), 60_000, 61_000), "killed");
+        // No lock to see: the samples' age decides.
+        assert!(going(&info, None, 60_000, 61_000));
+        assert!(!going(&info, None, 0, 1_000_000));
+        let ended = RunInfo {
+            ended_ms: Some(5),
+            ..info
+        };
+        assert!(!going(&ended, Some(true), 0, 1));
     }
 
     #[test]
