@@ -84,11 +84,14 @@ pub struct Snapshot {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RunningJob {
-    /// The document's id in the catalog.
+    /// The document's id in the catalog (its path is there: a sample
+    /// every few seconds need not repeat it).
     pub doc: i64,
-    pub path: String,
-    /// The pages of a chunk job; None for a whole document.
+    /// The pages of a chunk job; None (and not stored) for a whole
+    /// document.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub first_page: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_page: Option<u32>,
     /// The attempt (1 for the first), counting only those that counted.
     pub attempt: u32,

@@ -512,7 +512,6 @@ impl State {
                 .filter_map(|s| s.job.as_ref().map(|j| (s.pid, j)))
                 .map(|(pid, j)| RunningJob {
                     doc: j.doc.id,
-                    path: j.doc.path.to_string_lossy().into_owned(),
                     first_page: j.doc.chunk.map(|c| c.first),
                     last_page: j.doc.chunk.map(|c| c.last),
                     attempt: j.attempt,

@@ -45,6 +45,8 @@ struct RunView {
     info: RunInfo,
     going: bool,
     last: Option<Snapshot>,
+    /// The paths of the jobs running in `last`, in its order.
+    running_paths: Vec<String>,
     rates: Rates,
     failures: Vec<RunFailure>,
     now_ms: i64,
@@ -76,10 +78,21 @@ fn read(store: &SqliteStore, db: &std::path::Path) -> Result<Live, ServeError> {
     }
     let now = now_ms();
     let heard = samples.last().map_or(info.started_ms, |s| s.t_ms);
+    let running_paths = samples
+        .last()
+        .map(|s| {
+            s.running
+                .iter()
+                .map(|j| Ok(store.display_path(j.doc)?.unwrap_or_default()))
+                .collect::<Result<Vec<_>, ServeError>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
     Ok(Live {
         run: Some(RunView {
             going: going(&info, crate::run::lock_held(db), heard, now),
             last: samples.last().cloned(),
+            running_paths,
             rates: window.rates(),
             failures: store.failures_in_run(id, FAILURES)?,
             now_ms: now,
@@ -291,9 +304,9 @@ fn section(live: &Live) -> Markup {
             h2 { "Running now" }
             table #running {
                 tr { th { "document" } th { "pages" } th { "attempt" } th { "for" } th { "worker" } }
-                @for j in &snap.running {
+                @for (j, path) in snap.running.iter().zip(&r.running_paths) {
                     tr {
-                        td { a href=(format!("/doc/{}", j.doc)) { (j.path) } }
+                        td { a href=(format!("/doc/{}", j.doc)) { (path) } }
                         td {
                             (j.pages_done)
                             @if j.pages_expected > 0 { " of " (j.pages_expected) }
@@ -343,7 +356,6 @@ mod tests {
             },
             running: vec![RunningJob {
                 doc: 7,
-                path: "/lib/<b>x</b>.pdf".into(),
                 started_ms: 50_000,
                 pages_done: 3,
                 pages_expected: 9,
@@ -365,6 +377,7 @@ mod tests {
                 },
                 going,
                 last: Some(snap),
+                running_paths: vec!["/lib/<b>x</b>.pdf".into()],
                 rates: Rates {
                     docs_per_min: Some(6.0),
                     pages_per_min: Some(60.0),

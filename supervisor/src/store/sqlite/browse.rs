@@ -94,6 +94,18 @@ impl SqliteStore {
             .optional()?)
     }
 
+    /// A document's path as text, without the rest of its record.
+    pub fn display_path(&self, id: i64) -> Result<Option<String>, SqliteError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT display_path FROM documents WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// The document stored under `path` (the OS's bytes), if any.
     pub fn document_id(&self, path: &[u8]) -> Result<Option<i64>, SqliteError> {
         Ok(self
@@ -256,6 +268,8 @@ mod tests {
         assert_eq!(outcomes, ["timed-out", "crashed"]);
         assert_eq!(c.document_id(b"/a").unwrap(), Some(1));
         assert_eq!(c.document_id(b"/b").unwrap(), None);
+        assert_eq!(c.display_path(1).unwrap().as_deref(), Some("/a"));
+        assert_eq!(c.display_path(2).unwrap(), None);
         let d = c.document(1).unwrap().unwrap();
         assert_eq!(
             (d.display_path.as_str(), d.status.as_str()),
