@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{corpus, mockdoc, wait_child, Env};
+use common::{chromium, corpus, mockdoc, wait_child, Env};
 use docmill::store::SqliteStore;
 
 /// Charts in every report (`docmill::metrics::report::CHARTS`).
@@ -25,30 +25,6 @@ const FILES: [&str; 6] = [
     "epub/epubcheck-epub2-minimal.epub",
     "pdf/pypdf-005-libreoffice-writer-password.pdf",
 ];
-
-/// Chromium, which scripts/test installs; `$CHROMIUM` names another binary.
-fn chromium() -> PathBuf {
-    if let Some(p) = std::env::var_os("CHROMIUM") {
-        return PathBuf::from(p);
-    }
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        if let Ok(out) = Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {name}"))
-            .output()
-        {
-            let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            if out.status.success() && !path.is_empty() {
-                return PathBuf::from(path);
-            }
-        }
-    }
-    panic!(
-        "headless Chromium is needed to check the report as a browser shows it, and none was \
-         found: run scripts/test (it installs the Debian package `chromium`), or \
-         `apt-get install chromium`, or set CHROMIUM to a Chromium or Chrome binary"
-    );
-}
 
 /// Runs headless Chromium on `page` with `args` added, stdout to a file.
 fn browse(env: &Env, page: &Path, args: &[String], stdout: &Path) {

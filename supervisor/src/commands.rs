@@ -235,7 +235,7 @@ pub fn runs(db: &Path, json: bool) -> anyhow::Result<i32> {
 }
 
 /// A moment as the local wall clock shows it: `2025-03-01 02:00:13`.
-fn local_time(ms: i64) -> String {
+pub(crate) fn local_time(ms: i64) -> String {
     let secs = ms.div_euclid(1000) as libc::time_t;
     // SAFETY: localtime_r only writes the `tm` it is given.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };

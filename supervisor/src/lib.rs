@@ -12,6 +12,7 @@ mod run;
 pub mod scale;
 mod schedule;
 pub mod search;
+pub mod serve;
 mod signals;
 pub mod sniff;
 pub mod store;

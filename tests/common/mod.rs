@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod cdp;
 pub mod pg;
 pub mod score;
 
@@ -314,4 +315,28 @@ pub fn wait_child(child: &mut Child, limit: Duration) -> std::process::ExitStatu
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Chromium, which scripts/test installs; `$CHROMIUM` names another binary.
+pub fn chromium() -> PathBuf {
+    if let Some(p) = std::env::var_os("CHROMIUM") {
+        return PathBuf::from(p);
+    }
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        if let Ok(out) = Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {name}"))
+            .output()
+        {
+            let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if out.status.success() && !path.is_empty() {
+                return PathBuf::from(path);
+            }
+        }
+    }
+    panic!(
+        "headless Chromium is needed to check pages as a browser shows them, and none was \
+         found: run scripts/test (it installs the Debian package `chromium`), or \
+         `apt-get install chromium`, or set CHROMIUM to a Chromium or Chrome binary"
+    );
 }

@@ -151,6 +151,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A local web page on the index: search, documents and their text,
+    /// the files themselves, and the live state of an index run.
+    #[command(after_help = SERVE_EXAMPLES)]
+    Serve(ServeArgs),
     /// The PDF engines installed, their versions, and the order `auto` uses.
     Engines {
         /// One JSON object on stdout.
@@ -343,10 +347,39 @@ pub struct IndexArgs {
     /// documents that fail for the first time in this run do).
     #[arg(long, help_heading = OUTPUT)]
     pub strict: bool,
+    /// Serve the pages of `docmill serve` from this run too, on a loopback
+    /// address (--serve=ADDR:PORT; 127.0.0.1:8383 when none is given); the
+    /// URL is printed on stderr when the run starts.
+    #[arg(long, help_heading = OUTPUT, value_name = "ADDR:PORT", num_args = 0..=1,
+          require_equals = true, default_missing_value = crate::serve::DEFAULT_LISTEN)]
+    pub serve: Option<std::net::SocketAddr>,
     /// How often to print a progress line.
     #[arg(long, help_heading = OUTPUT, default_value = "30s", value_name = "DURATION",
           value_parser = duration_at_least(Duration::from_millis(100)))]
     pub log_interval: Duration,
+}
+
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  docmill serve                             http://127.0.0.1:8383/ (the first line printed)
+  docmill serve --listen 127.0.0.1:0        any free port
+  docmill serve --listen 0.0.0.0:8383 --allow-remote
+
+It only reads the index, and keeps answering while `docmill index` runs on
+it; /run shows that run live.";
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// The address and port to listen on; port 0 takes any free one. Only
+    /// a loopback address unless --allow-remote.
+    #[arg(long, value_name = "ADDR:PORT", default_value = crate::serve::DEFAULT_LISTEN)]
+    pub listen: std::net::SocketAddr,
+    /// Allow an address other machines can reach: anyone who reaches it can
+    /// read the index and the files in it.
+    #[arg(long)]
+    pub allow_remote: bool,
 }
 
 #[derive(Args, Debug)]

@@ -81,6 +81,13 @@ pub fn main() -> i32 {
         }
         Command::Forget { db: d, paths } => reading(db(d), |p| commands::forget(p, &paths)),
         Command::Runs { db: d, json } => reading(db(d), |p| commands::runs(p, json)),
+        Command::Serve(a) => reading(db(a.db), |p| {
+            crate::serve::command(&crate::serve::ServeOptions {
+                db: p.to_path_buf(),
+                listen: a.listen,
+                allow_remote: a.allow_remote,
+            })
+        }),
         Command::Engines { json } => engines::list(json),
         Command::Completions { shell } => generate::completions(shell, &mut io::stdout().lock()),
         Command::Man { subcommand } => generate::man(subcommand.as_deref(), &mut io::stdout()),

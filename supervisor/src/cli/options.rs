@@ -97,6 +97,7 @@ pub fn index_options(a: IndexArgs, db: PathBuf) -> Result<IndexOptions, String> 
         progress: a.progress,
         json: a.json,
         log_interval: a.log_interval,
+        serve: a.serve,
     })
 }
 

@@ -311,6 +311,7 @@ mod tests {
             pages: None,
             elapsed_s,
             rss_bytes,
+            ..RunningJob::default()
         }
     }
 

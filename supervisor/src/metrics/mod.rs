@@ -74,20 +74,35 @@ pub struct Snapshot {
     /// EPUB jobs running now (they are held to a smaller share of memory).
     pub epubs_running: u32,
     /// The jobs running now, longest-running first: the display names the
-    /// stragglers a run waits on.
+    /// stragglers a run waits on, and `docmill serve`'s run page shows them.
+    /// Left out of the stored JSON when empty, so samples of an idle run
+    /// keep their size.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub running: Vec<RunningJob>,
 }
 
-/// A job a worker is running, as the display and the stats file show it.
+/// A job a worker is running at the instant of a snapshot, as the display,
+/// the stats file and the run page show it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RunningJob {
+    /// The document's id in the catalog.
+    pub doc: i64,
     /// The document's path.
     pub path: String,
     /// For a chunk job, its first and last page.
     pub pages: Option<(u32, u32)>,
+    /// The attempt (1 for the first), counting only those that counted.
+    pub attempt: u32,
+    /// When the job started, milliseconds since the Unix epoch.
+    pub started_ms: i64,
     /// Seconds since its attempt started.
     pub elapsed_s: f64,
+    /// Pages the worker has sent so far, and how many it is to send (0
+    /// until it said its page count).
+    pub pages_done: u32,
+    pub pages_expected: u32,
+    pub pid: u32,
     /// Resident memory of its worker's process tree, as last read (0 until
     /// the first reading).
     pub rss_bytes: u64,

@@ -27,6 +27,7 @@ use crate::store::{QueuedDoc, RetryPolicy};
 use crate::walk::{self, WalkOptions};
 use summary::{CpuSeconds, Failures, Summary};
 
+pub(crate) use lock::held as lock_held;
 use state::{RunConfig, State};
 pub use totals::Totals;
 
@@ -74,6 +75,9 @@ pub struct IndexOptions {
     pub progress: ProgressMode,
     pub json: bool,
     pub log_interval: Duration,
+    /// Serve `docmill serve`'s pages from this run, on this address.
+    #[serde(skip)]
+    pub serve: Option<std::net::SocketAddr>,
 }
 
 /// Runs an index and returns the process exit code.
@@ -115,6 +119,17 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
             }
         }
     };
+    if let Some(listen) = opts.serve {
+        // The page reads the database as `docmill serve` does, from a
+        // thread of its own that ends with the run.
+        match crate::serve::spawn(opts.db.clone(), listen, false) {
+            Ok(url) => eprintln!("docmill serve: {url}"),
+            Err(e) => {
+                eprintln!("docmill: cannot serve the run's page: {e}");
+                return Ok(exit_codes::USAGE);
+            }
+        }
+    }
     // Removed when the run ends, whatever the workers left in it.
     let scratch = scratch::create()?;
     let owner = format!("{}:{}", hostname(), std::process::id());

@@ -524,11 +524,17 @@ impl State {
         let mut jobs: Vec<crate::metrics::RunningJob> = self
             .slots
             .values()
-            .filter_map(|s| s.job.as_ref())
-            .map(|j| crate::metrics::RunningJob {
+            .filter_map(|s| s.job.as_ref().map(|j| (s.pid, j)))
+            .map(|(pid, j)| crate::metrics::RunningJob {
+                doc: j.doc.id,
                 path: j.doc.path.to_string_lossy().into_owned(),
                 pages: j.doc.chunk.map(|c| (c.first, c.last)),
+                attempt: j.attempt,
+                started_ms: j.started_ms,
                 elapsed_s: self.now.duration_since(j.started).as_secs_f64(),
+                pages_done: j.done(),
+                pages_expected: j.expected,
+                pid,
                 rss_bytes: j.rss,
             })
             .collect();

@@ -18,8 +18,8 @@ use thiserror::Error;
 use crate::metrics::Snapshot;
 use docmill_protocol::PageRange;
 pub use sqlite::{
-    ErrorRate, ExportError, ExportPage, FailedFile, RunInfo, RunStats, SlowDocument, SqliteError,
-    SqliteStore, TierStats, APPLICATION_ID,
+    AttemptInfo, DocumentInfo, ErrorRate, ExportError, ExportPage, FailedFile, RunFailure, RunInfo,
+    RunStats, SlowDocument, SqliteError, SqliteStore, TierStats, APPLICATION_ID,
 };
 pub use types::{
     expiry_ms, low_quality_bit, now_ms, Claim, DiscoverCounts, DocState, DocumentMatch, Failure,

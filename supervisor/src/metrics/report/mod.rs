@@ -152,7 +152,7 @@ const RED: RGBColor = RGBColor(214, 39, 40);
 const GIB: f64 = (1u64 << 30) as f64;
 
 /// (title, svg) of every chart, in page order.
-fn draw_charts(data: &ReportData) -> Result<Vec<(String, String)>, ReportError> {
+pub fn draw_charts(data: &ReportData) -> Result<Vec<(String, String)>, ReportError> {
     let start = data.info.started_ms;
     let x = |s: &Snapshot| (s.t_ms - start).max(0) as f64 / 1000.0;
     let line = |name: &str, color, f: &dyn Fn(&Snapshot) -> Option<f64>| Series {

@@ -2,6 +2,7 @@
 //! document seen, its pages, an FTS5 index over them, and the record of runs
 //! and attempts.
 
+mod browse;
 mod chunks;
 mod discover;
 mod forget;
@@ -22,6 +23,7 @@ use thiserror::Error;
 
 use super::{now_ms, TooNew};
 
+pub use browse::{AttemptInfo, DocumentInfo, RunFailure};
 pub(super) use open::damaged;
 pub use open::APPLICATION_ID;
 pub use query::{ExportError, ExportPage};
