@@ -382,19 +382,23 @@ fn normal_pdfs() -> Vec<(PathBuf, u32)> {
 
 /// Born-digital pages rendered at 300 dpi, wrapped as image-only PDFs, and
 /// read back by an OCR job: the median recall of the text layer's words
-/// over 30 pages of Latin-script prose (one page from each document, its
-/// middle one, where it has at least 80 such words).
+/// over 30 pages of Latin-script prose (from each document in manifest
+/// order, its middle page and the one after, where they have at least 80
+/// such words).
 #[test]
 fn ocr_recall_on_rendered_born_digital_pages() {
     const PAGES: usize = 30;
     const DPI: u32 = 300;
     let dir = tempfile::tempdir().unwrap();
     let mut recalls = Vec::new();
-    for (path, count) in normal_pdfs() {
+    let candidates = normal_pdfs().into_iter().flat_map(|(path, count)| {
+        let middle = count.div_ceil(2);
+        (middle..=(middle + 1).min(count)).map(move |page| (path.clone(), page))
+    });
+    for (path, page) in candidates {
         if recalls.len() == PAGES {
             break;
         }
-        let page = count.div_ceil(2);
         let mut layer = job(&path, Format::Pdf, OcrMode::Off, None);
         layer.range = Some(docmill_protocol::PageRange {
             first: page,
@@ -438,9 +442,10 @@ fn ocr_recall_on_rendered_born_digital_pages() {
     assert!(median >= RECALL_FLOOR, "median recall {median}");
 }
 
-/// The median measured on the corpus was 0.97 (see the report); the floor
-/// leaves room for another Tesseract release.
-const RECALL_FLOOR: f64 = 0.9;
+/// The median measured with Tesseract 5.3 was 0.988 (lowest 0.843, on a
+/// page whose text layer holds words drawn under others); the floor leaves
+/// room for another Tesseract release's differences.
+const RECALL_FLOOR: f64 = 0.95;
 
 fn mock(dir: &Path, script: &str) -> PathBuf {
     let path = dir.join("scan.mockdoc");

@@ -3,13 +3,16 @@
 //! as a child. Both write a binary PGM, the simplest image Tesseract reads
 //! from stdin, scaled down to the job's pixel cap.
 //!
-//! Measured on `ocrmypdf-c02-22.pdf` page 1 at 300 dpi (1600x1962 pixels),
-//! on a busy two-core machine: MuPDF in process about 40 ms, `mutool draw`
-//! whole-process about 80 ms, against about 2 s for Tesseract on the same
-//! page: the renderer is not what an OCR page costs, so the in-process one
-//! is used for its lack of a process and a pipe, and `mutool` is kept for
-//! builds without MuPDF linked in. `pdftoppm` would do as well as `mutool`,
-//! and is not needed while `mutool` is installed with the other engines.
+//! Measured per page at 300 dpi in grey, mean of five, on a busy two-core
+//! machine (scanned `ocrmypdf-c02-22.pdf` p1, born-digital
+//! `pdfjs-tracemonkey.pdf` p7 and a newsletter page, and a heavy scan,
+//! `ocrmypdf-multipage.pdf` p2): MuPDF in process 14-31 ms (477 ms on the
+//! heavy scan), `mutool draw` whole-process 52-61 ms (875), `pdftoppm`
+//! 94-109 ms (3948), against 1.5-4.9 s for Tesseract on the same pages. The
+//! renderer is not what an OCR page costs; the in-process one is used for
+//! being the fastest, with no process or pipe, and `mutool` (already one of
+//! the engines) for builds without MuPDF linked in. `pdftoppm` is slower
+//! on every page and adds nothing.
 
 use std::path::Path;
 use std::time::Duration;

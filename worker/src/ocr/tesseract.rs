@@ -9,9 +9,12 @@
 //! detection) reads pages turned by 90, 180 or 270 degrees in the same call;
 //! mode 3, Tesseract's default, read 714 words of the upright and the
 //! quarter-turned page of `ocrmypdf-cardinal.pdf` but about 185 mostly
-//! wrong ones of the upside-down and three-quarter-turned ones. Detecting
-//! the orientation first (`--psm 0`) and rotating the render would cost a
-//! second Tesseract run per page for the same words.
+//! wrong ones of the upside-down and three-quarter-turned ones, while mode
+//! 1 read 712-714 on all four. Detecting the orientation first (`--psm 0`,
+//! 2.9-6.6 s a page on a busy machine) and rotating the render would cost a
+//! second Tesseract run per page for the same words; mode 1 cost about what
+//! mode 3 did on upright pages (1.5 s against 1.4 s, 3.6 against 3.4, 3.9
+//! against 4.7, one run each).
 
 use std::process::Command;
 use std::time::Duration;
