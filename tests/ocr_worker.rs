@@ -510,3 +510,33 @@ fn mock_text_jobs_flag_the_pages_named() {
     assert!(flagged(&pages).is_empty());
     assert_eq!(summary.content_hash, None);
 }
+
+/// Width and height from a binary PGM's header.
+fn pgm_size(pgm: &[u8]) -> (u64, u64) {
+    let header = String::from_utf8_lossy(&pgm[..pgm.len().min(64)]);
+    let fields: Vec<&str> = header.split_ascii_whitespace().collect();
+    assert_eq!(fields[0], "P5");
+    (fields[1].parse().unwrap(), fields[2].parse().unwrap())
+}
+
+#[test]
+fn oversized_pages_are_scaled_to_the_pixel_cap() {
+    const CAP: u64 = 4_000_000;
+    let limit = std::time::Duration::from_secs(60);
+    // A page of some metres a side: at 300 dpi, billions of pixels.
+    for name in ["ocrmypdf-enormous-page.pdf"] {
+        let path = pdf(name);
+        let renderers = [
+            ocr::render::Renderer::open(&path).unwrap(),
+            ocr::render::Renderer::Mutool(path.clone()),
+        ];
+        for renderer in &renderers {
+            let image = renderer.render(1, 300, CAP, limit).unwrap();
+            let (w, h) = pgm_size(&image.pgm);
+            assert!(w * h <= CAP && w * h > CAP / 10, "{name}: {w}x{h}");
+            let header = format!("P5\n{w} {h}\n255\n").len() as u64;
+            assert_eq!(image.pgm.len() as u64, header + w * h, "{name}");
+        }
+    }
+    assert_no_children();
+}
