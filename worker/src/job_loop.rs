@@ -61,6 +61,17 @@ struct IpcPages<'a> {
 
 impl PageSink for IpcPages<'_> {
     fn page(&mut self, page: u32, text: String, flags: PageFlags) {
+        self.ocr_page(page, text, flags, None, None);
+    }
+
+    fn ocr_page(
+        &mut self,
+        page: u32,
+        text: String,
+        flags: PageFlags,
+        confidence: Option<f32>,
+        note: Option<String>,
+    ) {
         // A send error means the supervisor is gone; the job loop notices on
         // its next receive, so nothing more is needed here.
         let _ = self.tx.send(FromWorker::Page {
@@ -68,8 +79,8 @@ impl PageSink for IpcPages<'_> {
             page,
             text,
             flags,
-            confidence: None,
-            note: None,
+            confidence,
+            note,
         });
     }
 

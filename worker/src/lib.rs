@@ -7,6 +7,7 @@ pub mod engines;
 mod heartbeat;
 mod job_loop;
 pub mod mockdoc;
+pub mod ocr;
 mod panic_note;
 pub mod quality;
 

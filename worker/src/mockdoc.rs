@@ -8,7 +8,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use docmill_protocol::{DocSummary, Format, Job, PageFlags, WorkerFailure, WorkerFailureKind};
+use docmill_protocol::{
+    DocSummary, Format, Job, OcrMode, PageFlags, WorkerFailure, WorkerFailureKind,
+};
 
 use crate::engines::{deterministic, io_failure, PageSink, Stop};
 
@@ -34,6 +36,41 @@ pub enum Action {
     OnAttempt(u32),
     PageMs(u64),
     ClimbMb(u64),
+    /// Text jobs flag these pages `needs_ocr` (with empty text).
+    NeedsOcr(u32, u32),
+    /// OCR jobs run a failing child for these pages (every page when
+    /// `None`).
+    OcrChild(OcrFault, Option<(u32, u32)>),
+}
+
+/// How a mock OCR child fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OcrFault {
+    /// Sleeps forever: the page timeout ends it.
+    Hang,
+    /// Dies of SIGSEGV.
+    Crash,
+    /// Allocates until its memory limit stops it.
+    Oom,
+}
+
+impl OcrFault {
+    /// The child that fails this way. Each is a real process the worker
+    /// runs exactly as it runs Tesseract. The allocating one caps its own
+    /// address space (or keeps a lower one it inherited), so that it stops
+    /// at a limit even where the worker has none.
+    pub fn command(self) -> std::process::Command {
+        let script = match self {
+            OcrFault::Hang => "exec sleep 3600",
+            OcrFault::Crash => "kill -SEGV $$",
+            OcrFault::Oom => {
+                "ulimit -v 262144 2>/dev/null; exec perl -e '$x = \"x\" x 1048576; while (1) { $x .= $x }'"
+            }
+        };
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args(["-c", script]);
+        cmd
+    }
 }
 
 /// A parsed script.
@@ -69,6 +106,17 @@ impl Script {
             _ => None,
         });
         Duration::from_millis(ms.unwrap_or(0))
+    }
+
+    /// The page ranges text jobs flag `needs_ocr`.
+    pub fn needs_ocr(&self) -> Vec<(u32, u32)> {
+        self.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::NeedsOcr(a, b) => Some((*a, *b)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The page count the script emits (`pages`, 1 unless told).
@@ -123,18 +171,30 @@ pub fn parse(text: &str) -> Result<Script, String> {
             ),
             "stdout_garbage" => Action::StdoutGarbage(num(arg)?),
             "fail_pages" => {
-                let spec = arg.ok_or_else(|| bad("missing range"))?;
-                let (a, b) = spec.split_once('-').unwrap_or((spec, spec));
-                let a: u32 = a.parse().map_err(|_| bad("bad range"))?;
-                let b: u32 = b.parse().map_err(|_| bad("bad range"))?;
-                if a == 0 || b < a {
-                    return Err(bad("bad range"));
-                }
+                arg.ok_or_else(|| bad("missing range"))?;
+                let (a, b) = range(arg).ok_or_else(|| bad("bad range"))?;
                 Action::FailPages(a, b)
             }
             "on_attempt" => Action::OnAttempt(num(arg)? as u32),
             "page_ms" => Action::PageMs(num(arg)?),
             "climb_mb" => Action::ClimbMb(num(arg)?),
+            "needs_ocr" => {
+                let (a, b) = range(arg).ok_or_else(|| bad("bad range"))?;
+                Action::NeedsOcr(a, b)
+            }
+            "ocr_child" => {
+                let fault = match arg {
+                    Some("hang") => OcrFault::Hang,
+                    Some("crash") => OcrFault::Crash,
+                    Some("oom") => OcrFault::Oom,
+                    _ => return Err(bad("ocr_child takes hang, crash or oom")),
+                };
+                let pages = match words.next() {
+                    None => None,
+                    Some(spec) => Some(range(Some(spec)).ok_or_else(|| bad("bad range"))?),
+                };
+                Action::OcrChild(fault, pages)
+            }
             _ => return Err(bad("unknown action")),
         };
         if words.next().is_some() {
@@ -143,6 +203,14 @@ pub fn parse(text: &str) -> Result<Script, String> {
         actions.push(action);
     }
     Ok(Script { actions })
+}
+
+/// `A-B` (or `A`), 1-based, A <= B.
+fn range(spec: Option<&str>) -> Option<(u32, u32)> {
+    let spec = spec?;
+    let (a, b) = spec.split_once('-').unwrap_or((spec, spec));
+    let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+    (a > 0 && b >= a).then_some((a, b))
 }
 
 /// Reads and parses the script at `path`.
@@ -160,7 +228,15 @@ pub fn run(path: &Path, job: &Job, sink: &mut dyn PageSink) -> Result<DocSummary
         .unwrap_or_default();
     let total = script.pages();
     let delay = script.page_delay();
+    if let Some(pages) = &job.ocr_pages {
+        return ocr_job(path, &script, job, pages, &stem, sink);
+    }
     sink.page_count(total)?;
+    let needs_ocr = if job.ocr.mode == OcrMode::Off {
+        Vec::new()
+    } else {
+        script.needs_ocr()
+    };
     let wanted = job.range.map_or(1..=total, |r| r.first..=r.last.min(total));
     let mut emitted = false;
     let mut leaked = Vec::new();
@@ -175,10 +251,15 @@ pub fn run(path: &Path, job: &Job, sink: &mut dyn PageSink) -> Result<DocSummary
         }
         match action {
             Action::Pages(_) => {
-                emit(&stem, wanted.clone(), delay, sink);
+                emit(&stem, wanted.clone(), delay, &needs_ocr, sink);
                 emitted = true;
             }
-            Action::Kind(_) | Action::Bytes(_) | Action::OnAttempt(_) | Action::PageMs(_) => {}
+            Action::Kind(_)
+            | Action::Bytes(_)
+            | Action::OnAttempt(_)
+            | Action::PageMs(_)
+            | Action::NeedsOcr(..)
+            | Action::OcrChild(..) => {}
             Action::SleepMs(ms) => std::thread::sleep(Duration::from_millis(*ms)),
             Action::SpinMs(ms) => spin(Duration::from_millis(*ms)),
             Action::Hang => loop {
@@ -235,8 +316,9 @@ pub fn run(path: &Path, job: &Job, sink: &mut dyn PageSink) -> Result<DocSummary
             }
         }
     }
+    let flagged = wanted.clone().any(|p| flagged(&needs_ocr, p));
     if !emitted {
-        emit(&stem, wanted, delay, sink);
+        emit(&stem, wanted, delay, &needs_ocr, sink);
     }
     drop(leaked);
     Ok(DocSummary {
@@ -245,22 +327,89 @@ pub fn run(path: &Path, job: &Job, sink: &mut dyn PageSink) -> Result<DocSummary
         author: None,
         language: None,
         engine: "mock".to_string(),
-        content_hash: None,
+        content_hash: if flagged {
+            Some(crate::ocr::summary_hash(path)?)
+        } else {
+            None
+        },
     })
+}
+
+fn flagged(ranges: &[(u32, u32)], page: u32) -> bool {
+    ranges.iter().any(|&(a, b)| (a..=b).contains(&page))
 }
 
 fn emit(
     stem: &str,
     pages: std::ops::RangeInclusive<u32>,
     delay: Duration,
+    needs_ocr: &[(u32, u32)],
     sink: &mut dyn PageSink,
 ) {
     for k in pages {
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }
-        sink.page(k, format!("mock page {k} of {stem}"), PageFlags::default());
+        if flagged(needs_ocr, k) {
+            let flags = PageFlags {
+                needs_ocr: true,
+                ..PageFlags::default()
+            };
+            sink.page(k, String::new(), flags);
+        } else {
+            sink.page(k, format!("mock page {k} of {stem}"), PageFlags::default());
+        }
     }
+}
+
+/// A mock OCR job: each page comes back as `mock ocr page N of <stem>` with
+/// confidence 90, without Tesseract, unless an `ocr_child` line (in force
+/// for this attempt) covers it: then its failing child runs through the
+/// same path as Tesseract, with the job's page timeout.
+fn ocr_job(
+    path: &Path,
+    script: &Script,
+    job: &Job,
+    pages: &[u32],
+    stem: &str,
+    sink: &mut dyn PageSink,
+) -> Result<DocSummary, Stop> {
+    let total = script.pages();
+    sink.page_count(total)?;
+    let mut faults = Vec::new();
+    let mut active = true;
+    for action in &script.actions {
+        match action {
+            Action::OnAttempt(k) => active = *k == job.attempt,
+            Action::OcrChild(fault, range) if active => faults.push((*fault, *range)),
+            _ => {}
+        }
+    }
+    let delay = script.page_delay();
+    let limit = Duration::from_millis(job.ocr.page_timeout_ms.max(1));
+    crate::ocr::recognise_pages(pages, total, sink, |page| {
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+        let fault = faults
+            .iter()
+            .find(|(_, r)| r.is_none_or(|(a, b)| (a..=b).contains(&page)));
+        match fault {
+            Some((fault, _)) => crate::ocr::tesseract::run(&mut fault.command(), Vec::new(), limit),
+            None => Ok(crate::ocr::Recognised {
+                text: format!("mock ocr page {page} of {stem}"),
+                confidence: Some(90.0),
+            }),
+        }
+    });
+    Ok(DocSummary {
+        page_count: total,
+        title: None,
+        author: None,
+        language: None,
+        engine: "mock".to_string(),
+        content_hash: Some(crate::ocr::summary_hash(path)?),
+    })
 }
 
 fn spin(d: Duration) {
@@ -301,10 +450,15 @@ mod tests {
     #[test]
     fn parses_every_action() {
         let s = parse(
-            "# a comment\npages 3\nkind epub\nbytes 100\nsleep_ms 5 # trailing\nspin_ms 1\nhang\nalloc_mb 2\nleak_fds 4\npanic\nabort\nsegfault\nexit 3\nstdout_garbage 10\nfail_pages 2-4\non_attempt 2\npage_ms 7\nclimb_mb 8\n",
+            "# a comment\npages 3\nkind epub\nbytes 100\nsleep_ms 5 # trailing\nspin_ms 1\nhang\nalloc_mb 2\nleak_fds 4\npanic\nabort\nsegfault\nexit 3\nstdout_garbage 10\nfail_pages 2-4\non_attempt 2\npage_ms 7\nclimb_mb 8\nneeds_ocr 2-3\nocr_child hang\nocr_child oom 4-5\n",
         )
         .unwrap();
-        assert_eq!(s.actions.len(), 17);
+        assert_eq!(s.actions.len(), 20);
+        assert_eq!(s.needs_ocr(), vec![(2, 3)]);
+        assert!(s.actions.contains(&Action::OcrChild(OcrFault::Hang, None)));
+        assert!(s
+            .actions
+            .contains(&Action::OcrChild(OcrFault::Oom, Some((4, 5)))));
         assert_eq!(s.page_delay(), Duration::from_millis(7));
         assert!(s.actions.contains(&Action::ClimbMb(8)));
         assert_eq!(s.kind(), Format::Epub);
@@ -321,6 +475,9 @@ mod tests {
         assert!(parse("fail_pages 5-2").is_err());
         assert!(parse("kind djvu").is_err());
         assert!(parse("pages").is_err());
+        assert!(parse("ocr_child melt").is_err());
+        assert!(parse("ocr_child hang 3-1").is_err());
+        assert!(parse("needs_ocr").is_err());
     }
 
     #[test]

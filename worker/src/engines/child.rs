@@ -69,6 +69,7 @@ impl Finished {
             l.contains("out of memory")
                 || l.contains("malloc failed")
                 || l.contains("cannot allocate")
+                || l.contains("bad_alloc")
         })
     }
 
@@ -357,6 +358,153 @@ impl Meta {
             language: None,
             engine: engine.to_string(),
             content_hash: None,
+        }
+    }
+}
+
+/// How often [`run_bounded`] looks whether its child has ended.
+const BOUNDED_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// How a child run by [`run_bounded`] ended.
+#[derive(Debug)]
+pub enum Bounded {
+    /// It ended by itself: its stdout (capped at the caller's limit) and
+    /// how it ended.
+    Ended { stdout: Vec<u8>, finished: Finished },
+    /// It ran past the time limit; its process group was killed and the
+    /// child reaped.
+    TimedOut,
+}
+
+/// Runs a child that reads `input` on stdin and answers on stdout, in a
+/// process group of its own, for at most `limit`: past it the whole group
+/// is killed (SIGKILL) and the child reaped, so nothing it started is left
+/// behind. The child dies with the worker's calling thread too (Linux's
+/// parent-death signal), since a group of its own is no longer reached by a
+/// signal to the worker's group. Stdin is fed and stdout read on threads of
+/// their own, so a child that stops reading or writes a lot can never block
+/// the worker past the limit.
+pub fn run_bounded(
+    tool: &str,
+    cmd: &mut Command,
+    input: Vec<u8>,
+    stdout_cap: usize,
+    limit: std::time::Duration,
+) -> Result<Bounded, WorkerFailure> {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    // SAFETY: the closure runs in the child between fork and exec and calls
+    // only prctl and getppid, which are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            #[cfg(target_os = "linux")]
+            {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // The worker may have died between fork and prctl.
+                if libc::getppid() == 1 {
+                    return Err(io::Error::other("the worker is gone"));
+                }
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| spawn_failure(tool, &e))?;
+    let pid = child.id();
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let guard = GroupGuard {
+        child: Some(child),
+        pgid: pid,
+    };
+    let (Some(mut stdin), Some(stdout), Some(stderr)) = (stdin, stdout, stderr) else {
+        return Err(deterministic(format!("cannot run {tool}: no pipes")));
+    };
+    let thread = |name: &str| thread::Builder::new().name(format!("{tool}-{name}"));
+    let spawn_err = |e: io::Error| io_failure(&format!("cannot run {tool}"), &e);
+    // A child that stops reading makes the write fail (EPIPE) once it has
+    // ended or been killed: the thread ends either way.
+    let writer = thread("stdin")
+        .spawn(move || {
+            let _ = stdin.write_all(&input);
+        })
+        .map_err(spawn_err)?;
+    let reader = thread("stdout")
+        .spawn(move || {
+            let mut out = Vec::new();
+            let _ = stdout.take(stdout_cap as u64).read_to_end(&mut out);
+            out
+        })
+        .map_err(spawn_err)?;
+    let errors = thread("stderr")
+        .spawn(move || drain_stderr(stderr))
+        .map_err(spawn_err)?;
+    let mut guard = guard;
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        let polled = guard.child.as_mut().map(Child::try_wait);
+        match polled {
+            Some(Ok(Some(status))) => {
+                // Reaped: its pid (and group id) may be reused from now
+                // on, so the group is not signalled after this.
+                guard.child = None;
+                break Some(status);
+            }
+            Some(Ok(None)) if std::time::Instant::now() < deadline => thread::sleep(BOUNDED_POLL),
+            Some(Ok(None)) => break None,
+            Some(Err(e)) => return Err(io_failure(&format!("cannot wait for {tool}"), &e)),
+            None => return Err(deterministic(format!("{tool}: child already reaped"))),
+        }
+    };
+    if status.is_none() {
+        // Dropping the guard kills the group and reaps the child; the pipes
+        // then close and the threads end.
+        drop(guard);
+    }
+    let _ = writer.join();
+    let stdout = reader.join().unwrap_or_default();
+    let stderr = errors.join().unwrap_or_default();
+    Ok(match status {
+        Some(status) => Bounded::Ended {
+            stdout,
+            finished: Finished { status, stderr },
+        },
+        None => Bounded::TimedOut,
+    })
+}
+
+/// Kills a child's whole process group and reaps the child unless it was
+/// waited for.
+struct GroupGuard {
+    child: Option<Child>,
+    pgid: u32,
+}
+
+impl GroupGuard {
+    fn kill_group(&self) {
+        if let Ok(pgid) = libc::pid_t::try_from(self.pgid) {
+            // SAFETY: killpg only sends a signal; the group is the child's
+            // own (process_group(0)), never the worker's.
+            unsafe {
+                libc::killpg(pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            self.kill_group();
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
 }

@@ -3,13 +3,13 @@
 //! judges the text it produced (see `quality`). `mupdf_inproc` exists only
 //! in builds with the `mupdf-inproc` feature.
 
-mod child;
+pub(crate) mod child;
 mod epub;
 pub mod mupdf;
 #[cfg(feature = "mupdf-inproc")]
 pub mod mupdf_inproc;
 mod pdf_builtin;
-mod pdf_meta;
+pub(crate) mod pdf_meta;
 pub mod poppler;
 
 use std::borrow::Cow;
@@ -22,8 +22,9 @@ use docmill_protocol::{
     DocSummary, EngineChoice, Format, Job, PageFlags, PageRange, WorkerFailure, WorkerFailureKind,
 };
 
+use crate::ocr::detect::{Flagger, ImageProbe};
 use crate::quality::{self, TextStats, Verdict};
-use crate::{cleanup, mockdoc};
+use crate::{cleanup, mockdoc, ocr};
 
 /// The in-process MuPDF engine's version when this build has it (cargo
 /// feature `mupdf-inproc`), so that the supervisor offers exactly what its
@@ -40,6 +41,19 @@ pub const MUPDF_INPROC_MISSING: &str = "this docmill was built without the mupdf
 /// Where an engine puts pages, in page order, as soon as each is ready.
 pub trait PageSink {
     fn page(&mut self, page: u32, text: String, flags: PageFlags);
+
+    /// An OCR job's page: with the engine's confidence, or, for a page that
+    /// failed, a note saying why. Sinks that keep neither take it as a page.
+    fn ocr_page(
+        &mut self,
+        page: u32,
+        text: String,
+        flags: PageFlags,
+        _confidence: Option<f32>,
+        _note: Option<String>,
+    ) {
+        self.page(page, text, flags);
+    }
 
     /// Told the document's page count once it is known, before the first
     /// page. `Stop::Split` ends the job there: the job asked for documents
@@ -74,11 +88,15 @@ impl std::fmt::Display for Stop {
     }
 }
 
-/// Extracts `job` with the engine it names.
+/// Extracts `job` with the engine it names; an OCR job (`ocr_pages` set)
+/// recognises its pages instead.
 pub fn extract(job: &Job, sink: &mut dyn PageSink) -> Result<DocSummary, Stop> {
     let path = Path::new(OsStr::from_bytes(&job.path));
     match job.format {
-        Format::Pdf => extract_pdf(path, job.engine, job.range, sink),
+        Format::Pdf => match &job.ocr_pages {
+            Some(pages) => ocr::run_job(path, job, pages, sink),
+            None => extract_pdf_flagged(path, job, sink),
+        },
         Format::Epub => Ok(epub::extract(path, job, sink)?),
         Format::Mock if job.allow_mock => mockdoc::run(path, job, sink),
         Format::Mock => Err(deterministic(
@@ -86,6 +104,27 @@ pub fn extract(job: &Job, sink: &mut dyn PageSink) -> Result<DocSummary, Stop> {
         )
         .into()),
     }
+}
+
+/// A PDF text job: its pages flagged for OCR as the job's OCR mode says
+/// (see `ocr::detect`), and the file's content hash in the summary when any
+/// page was.
+fn extract_pdf_flagged(
+    path: &Path,
+    job: &Job,
+    sink: &mut dyn PageSink,
+) -> Result<DocSummary, Stop> {
+    let mut flagger = Flagger {
+        inner: sink,
+        mode: job.ocr.mode,
+        probe: ImageProbe::new(path),
+        flagged: 0,
+    };
+    let mut summary = extract_pdf(path, job.engine, job.range, &mut flagger)?;
+    if flagger.flagged > 0 {
+        summary.content_hash = Some(ocr::summary_hash(path)?);
+    }
+    Ok(summary)
 }
 
 /// Extracts a PDF (or the page range of it) with `engine`, then fails the job
