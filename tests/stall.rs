@@ -95,7 +95,9 @@ fn no_progress_and_climbing_memory_end_a_job_as_stalled_and_steady_progress_does
     mockdoc(&lib, "stuck", "pages 2\nhang\n");
     // Memory grows by 32 MiB every tenth of a second, with no page.
     mockdoc(&lib, "climber", "climb_mb 32\n");
-    // A page every 100 ms: 3 s in all, with a two-second page timeout.
+    // A page every 100 ms: 3 s in all, with a four-second page timeout
+    // (long enough that the memory stall below wins even on a loaded
+    // machine, where memory is read late).
     mockdoc(&lib, "steady", "page_ms 100\npages 30\n");
     let r = env.run(&[
         &"index",
@@ -106,7 +108,7 @@ fn no_progress_and_climbing_memory_end_a_job_as_stalled_and_steady_progress_does
         &"--max-attempts",
         &"1",
         &"--page-timeout",
-        &"2s",
+        &"4s",
         &"--worker-mem",
         &"4GiB",
         &"-q",
@@ -122,7 +124,7 @@ fn no_progress_and_climbing_memory_end_a_job_as_stalled_and_steady_progress_does
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].0, "timed-out");
     let reason = &rows[0].1;
-    assert!(reason.starts_with("stalled: no page for 2."), "{rows:?}");
+    assert!(reason.starts_with("stalled: no page for 4."), "{rows:?}");
     assert!(reason.ends_with("(2 of 2 pages done)"), "{rows:?}");
 
     // The memory stall comes a second after the last progress, before the
