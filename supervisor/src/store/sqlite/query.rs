@@ -63,6 +63,7 @@ impl SqliteStore {
                AND (?4 = 0 OR NOT EXISTS (
                    SELECT 1 FROM chunks c WHERE c.doc_id = p.doc_id AND c.merged = 0
                      AND c.status = 'done' AND p.page BETWEEN c.first AND c.last))
+             ORDER BY pages_fts.rowid
              LIMIT ?5",
         )?;
         let format = search.format.map(|f| f.as_str());
@@ -81,6 +82,9 @@ impl SqliteStore {
                 },
             )?
             .collect::<Result<Vec<_>, _>>()?;
+        // The index yields its matches by ascending row id, so the ranked
+        // pages are every match up to the last one's id.
+        let last = hits.iter().map(|h| h.key).max().unwrap_or(0);
         let grouped = group(
             hits,
             search.skip,
@@ -133,8 +137,18 @@ impl SqliteStore {
         out.pages = ranked;
         out.more_pages = true;
         out.more_documents = true;
+        // A document whose pages all come before the last ranked one was
+        // counted in full; one that reaches past it (seldom more than one of
+        // those shown) is counted again. Asking the index about one document
+        // still costs a prefix query (`ver*`) its whole merge of terms.
+        let mut reach = self
+            .conn
+            .prepare_cached("SELECT max(id) FROM pages WHERE doc_id = ?1")?;
         for (doc, id) in out.found.iter_mut().zip(&ids) {
-            doc.pages = self.document_matches(&expr, *id, hidden)?;
+            let end: i64 = reach.query_row([id], |r| r.get(0))?;
+            if end > last {
+                doc.pages = self.document_matches(&expr, *id, hidden)?;
+            }
         }
         let counted = search.counted as u64;
         if counted > ranked && search.path_like.is_none() && search.format.is_none() && !hidden {
