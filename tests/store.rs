@@ -471,8 +471,8 @@ fn bounded_search(c: &Case) {
     assert!(top.more_pages && top.more_documents);
     assert!(top.documents >= 2 && top.documents <= 4);
     // Windows that end inside a document (c.pdf's first page is the fifth
-    // match) and past it.
-    for ranked in [4, 5] {
+    // match) and with it.
+    for ranked in [5, 6] {
         let window = bounded(a.as_mut(), "gradient", 10, ranked, ranked);
         assert_eq!(window.found.len(), 3, "a window of {ranked}");
         for d in ranking(&window) {

@@ -81,7 +81,7 @@ impl PgStore {
         for t in &terms {
             params.push(t);
         }
-        let hits = self
+        let mut hits: Vec<RankedPage> = self
             .client
             .query(&sql, &params)?
             .iter()
@@ -93,6 +93,8 @@ impl PgStore {
                 path: r.get(3),
             })
             .collect();
+        let more = hits.len() as u64 > ranked;
+        hits.truncate(ranked as usize);
         let grouped = group(
             hits,
             search.skip,
@@ -133,12 +135,10 @@ impl PgStore {
                 best,
             });
         }
-        if out.pages <= ranked {
-            out.ranked = out.pages;
+        out.ranked = out.pages;
+        if !more {
             return Ok(out);
         }
-        out.ranked = ranked;
-        out.pages = ranked;
         out.more_pages = true;
         out.more_documents = true;
         // The documents shown are read by their key, a hundred-odd pages each.

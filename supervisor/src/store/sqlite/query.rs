@@ -68,7 +68,7 @@ impl SqliteStore {
         )?;
         let format = search.format.map(|f| f.as_str());
         let ranked = search.ranked.max(1) as u64;
-        let hits = stmt
+        let mut hits: Vec<RankedPage> = stmt
             .query_map(
                 params![expr, search.path_like, format, hidden, (ranked + 1) as i64],
                 |r| {
@@ -82,6 +82,8 @@ impl SqliteStore {
                 },
             )?
             .collect::<Result<Vec<_>, _>>()?;
+        let more = hits.len() as u64 > ranked;
+        hits.truncate(ranked as usize);
         // The index yields its matches by ascending row id, so the ranked
         // pages are every match up to the last one's id.
         let last = hits.iter().map(|h| h.key).max().unwrap_or(0);
@@ -127,14 +129,12 @@ impl SqliteStore {
                 best,
             });
         }
-        if out.pages <= ranked {
-            out.ranked = out.pages;
+        out.ranked = out.pages;
+        if !more {
             return Ok(out);
         }
         // More pages match than were ranked. The documents shown are counted
         // in full, and so are the pages where the index alone can count them.
-        out.ranked = ranked;
-        out.pages = ranked;
         out.more_pages = true;
         out.more_documents = true;
         // A document whose pages all come before the last ranked one was
