@@ -60,7 +60,9 @@ impl PgStore {
     /// does, and bounded the same way: only the first `search.ranked`
     /// matching pages the GIN index yields are ranked and counted, since
     /// `ts_rank`, and the recheck of a term's weights, read every page's
-    /// vector from TOAST. The documents shown are counted in full.
+    /// vector from TOAST. The documents shown are counted in full. The
+    /// window is the scan's order (the table's, in a bitmap scan) with no
+    /// ORDER BY, which would read every match to sort them.
     pub(super) fn search(&mut self, search: &PageSearch<'_>) -> Result<PageMatches, StoreError> {
         // The query's terms are bound from $4 on. One page past the limit
         // tells that there are more.
