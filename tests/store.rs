@@ -12,8 +12,8 @@ use common::pg::PgCluster;
 use common::wait_until;
 use docmill::search::{self, SearchRequest};
 use docmill::store::{
-    self, Claim, DocState, Finished, FinishedResult, Found, FoundKind, Merged, RetryPolicy, Store,
-    Written,
+    self, Claim, DocState, Finished, FinishedResult, Found, FoundKind, Merged, PageMatches,
+    PageSearch, RetryPolicy, Store, Written,
 };
 use docmill_protocol::{DocSummary, Format, Outcome, PageFlags, PageRange};
 
@@ -400,6 +400,126 @@ fn search_and_export(c: &Case) {
     assert_eq!(export(a.as_mut()).lines().count(), 2);
 }
 
+/// Ranks the first `ranked` matching pages of `query` and counts them up
+/// to `counted`: the first `documents` documents with two best pages each.
+fn bounded(
+    s: &mut dyn Store,
+    query: &str,
+    documents: usize,
+    ranked: usize,
+    counted: usize,
+) -> PageMatches {
+    let query = search::parse(query).unwrap();
+    s.search(&PageSearch {
+        query: &query,
+        path_like: None,
+        format: None,
+        documents,
+        skip: 0,
+        pages_per_document: 2,
+        ranked,
+        counted,
+    })
+    .unwrap()
+}
+
+/// A document as (path, matching pages, best pages with their scores).
+type Ranked = (String, u64, Vec<(u32, f64)>);
+
+fn ranking(m: &PageMatches) -> Vec<Ranked> {
+    m.found
+        .iter()
+        .map(|d| {
+            let best = d.best.iter().map(|p| (p.page, p.score)).collect();
+            (d.display_path.clone(), d.pages, best)
+        })
+        .collect()
+}
+
+fn bounded_search(c: &Case) {
+    let mut a = c.open();
+    // The best pages come first in the index, so a window over the first
+    // pages holds the best documents.
+    let docs: [(&str, &[&str]); 4] = [
+        (
+            "a.pdf",
+            &["gradient gradient gradient", "gradient x", "nothing"],
+        ),
+        ("b.pdf", &["gradient gradient y", "gradient z z"]),
+        ("c.pdf", &["gradient w w w w w w", "gradient v v v v v v v"]),
+        (
+            "d.pdf",
+            &["gradient u u u u u u u u", "gradient t t t t t t t t t"],
+        ),
+    ];
+    let run = a.begin_run("a", "{}").unwrap();
+    for (name, pages) in docs {
+        a.upsert_found(&[c.file(name, name)], run, RetryPolicy::default())
+            .unwrap();
+        let id = a.pending().unwrap()[0].id;
+        let claim = a.claim(&[id], "a", LONG).unwrap()[0].1;
+        a.commit(&[done(id, claim, run, pages)]).unwrap();
+    }
+    let full = bounded(a.as_mut(), "gradient", 10, 1000, 1000);
+    assert_eq!((full.pages, full.documents, full.ranked), (8, 4, 8));
+    assert!(!full.more_pages && !full.more_documents);
+    let names: Vec<String> = ranking(&full).into_iter().map(|d| d.0).collect();
+    assert!(
+        names[0].ends_with("/a.pdf") && names[1].ends_with("/b.pdf"),
+        "{names:?}"
+    );
+    // A window that holds every match is the full ranking.
+    let exact = bounded(a.as_mut(), "gradient", 10, 8, 8);
+    assert_eq!(ranking(&exact), ranking(&full));
+    assert_eq!((exact.pages, exact.documents, exact.ranked), (8, 4, 8));
+    assert!(!exact.more_pages && !exact.more_documents);
+    // Five of the eight pages ranked: the same best documents, best pages
+    // and scores, each document's pages counted in full, and the totals
+    // marked as stopping short.
+    let top = bounded(a.as_mut(), "gradient", 2, 5, 5);
+    assert_eq!(ranking(&top), ranking(&full)[..2]);
+    assert_eq!((top.pages, top.ranked), (5, 5));
+    assert!(top.more_pages && top.more_documents);
+    assert!(top.documents >= 2 && top.documents <= 4);
+    // Windows that end inside a document (c.pdf's first page is the fifth
+    // match) and with it.
+    for ranked in [5, 6] {
+        let window = bounded(a.as_mut(), "gradient", 10, ranked, ranked);
+        assert_eq!(window.found.len(), 3, "a window of {ranked}");
+        for d in ranking(&window) {
+            let whole = ranking(&full).into_iter().find(|f| f.0 == d.0).unwrap();
+            assert_eq!(d.1, whole.1, "{} counted in full", d.0);
+        }
+    }
+    // Counting may go past the window, where a store counts cheaply; then
+    // the count is exact, or marked as stopping short.
+    let counted = bounded(a.as_mut(), "gradient", 2, 5, 1000);
+    assert_eq!(ranking(&counted), ranking(&full)[..2]);
+    assert_eq!(counted.ranked, 5);
+    assert!(
+        (counted.pages, counted.more_pages) == (8, false)
+            || (counted.pages, counted.more_pages) == (5, true),
+        "{} pages, more: {}",
+        counted.pages,
+        counted.more_pages
+    );
+    // Through the search call: below the limits, nothing is marked.
+    let results = search::search(
+        a.as_mut(),
+        &SearchRequest {
+            query: "gradient".into(),
+            path: None,
+            format: None,
+            limit: 10,
+            offset: 0,
+            pages_per_document: 1,
+        },
+    )
+    .unwrap();
+    assert_eq!((results.total_pages, results.ranked_pages), (8, 8));
+    assert!(!results.more_pages && !results.more_documents);
+}
+
 fn reextraction_replaces_pages(c: &Case) {
     let mut a = c.open();
     let files = vec![c.file("doc.pdf", "x")];
@@ -525,7 +645,7 @@ fn chunks_merge_wherever_the_last_one_ends(c: &Case) {
 }
 
 type CaseFn = fn(&Case);
-const CASES: [(&str, CaseFn); 8] = [
+const CASES: [(&str, CaseFn); 9] = [
     (
         "chunks_merge_wherever_the_last_one_ends",
         chunks_merge_wherever_the_last_one_ends,
@@ -540,6 +660,7 @@ const CASES: [(&str, CaseFn); 8] = [
     ("renewal_keeps_a_lease", renewal_keeps_a_lease),
     ("failures_and_releases", failures_and_releases),
     ("search_and_export", search_and_export),
+    ("bounded_search", bounded_search),
 ];
 
 fn suite(fresh: &mut dyn FnMut(&str) -> PathBuf) {

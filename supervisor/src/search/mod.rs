@@ -1,11 +1,13 @@
 //! Searching the index: the query language (`query`), CJK text as grams
-//! (`cjk`), each store's syntax for a query (`render`), marking matches in a
+//! (`cjk`), each store's syntax for a query (`render`), grouping ranked
+//! pages into documents (`group`), marking matches in a
 //! page's text (`highlight`), and what a search returns — documents with
 //! their best pages, snippets with explicit match offsets, and links that
 //! open each hit at its page — for the command line (`present`) and any
 //! other front end.
 
 pub mod cjk;
+pub mod group;
 pub mod highlight;
 pub mod present;
 pub mod query;
@@ -18,6 +20,18 @@ use serde::Serialize;
 
 use crate::store::{DocumentMatch, PageSearch, Store, StoreError};
 pub use query::{parse, Clause, Field, Query, QueryError, Term, HELP};
+
+/// How many matching pages a search ranks at most: a query that matches
+/// more ranks the first ones in the index's order (the oldest indexed) and
+/// says so (`Results::ranked_pages`), so that a word found on every page
+/// costs about as much as one found on ten thousand. Measured in
+/// BENCHMARKS.md: ranking costs some 3 µs a page on SQLite.
+pub const RANKED_PAGES: usize = 10_000;
+
+/// How far matching pages are counted where a store counts without ranking
+/// (SQLite without filters: about 0.07 µs a page); beyond it the count says
+/// "more than".
+pub const COUNTED_PAGES: usize = 100_000;
 
 /// A search as a person asks it.
 #[derive(Clone, Debug)]
@@ -43,15 +57,21 @@ pub enum SearchError {
     Store(#[from] StoreError),
 }
 
-/// What a search found: every matching page counted, the documents asked
-/// for, best first.
+/// What a search found: the matching pages counted (as far as
+/// `COUNTED_PAGES`), the documents asked for, best first.
 #[derive(Clone, Debug, Serialize)]
 pub struct Results {
     pub query: String,
-    /// Pages that match, in every document (not only those returned).
+    /// Pages that match, in every document (not only those returned); more
+    /// than this when `more_pages`.
     pub total_pages: u64,
-    /// Documents with a matching page.
+    pub more_pages: bool,
+    /// Documents with a matching page; at least this when `more_documents`.
     pub total_documents: u64,
+    pub more_documents: bool,
+    /// How many matching pages were ranked (`RANKED_PAGES` at most): the
+    /// documents shown are the best of those.
+    pub ranked_pages: u64,
     /// How many documents of the ranking were skipped.
     pub offset: usize,
     pub documents: Vec<DocumentHits>,
@@ -97,6 +117,8 @@ pub fn search(store: &mut dyn Store, request: &SearchRequest) -> Result<Results,
         documents: request.limit,
         skip: request.offset,
         pages_per_document: request.pages_per_document.max(1),
+        ranked: RANKED_PAGES,
+        counted: COUNTED_PAGES,
     };
     let mut found = store.search(&asked)?;
     if found.found.is_empty() && asked.skip > 0 {
@@ -108,12 +130,18 @@ pub fn search(store: &mut dyn Store, request: &SearchRequest) -> Result<Results,
             ..asked.clone()
         })?;
         found.pages = first.pages;
+        found.more_pages = first.more_pages;
         found.documents = first.documents;
+        found.more_documents = first.more_documents;
+        found.ranked = first.ranked;
     }
     Ok(Results {
         query: request.query.clone(),
         total_pages: found.pages,
+        more_pages: found.more_pages,
         total_documents: found.documents,
+        more_documents: found.more_documents,
+        ranked_pages: found.ranked,
         offset: request.offset,
         documents: found
             .found

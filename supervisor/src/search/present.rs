@@ -67,23 +67,22 @@ pub fn write_text(
     (on, off): (&str, &str),
 ) -> io::Result<()> {
     let shown = results.documents.len();
+    let totals = totals(results);
     if shown == 0 {
         if results.total_pages > 0 {
-            writeln!(
-                out,
-                "{} matching pages in {} documents; none past document {}",
-                results.total_pages, results.total_documents, results.offset
-            )?;
+            writeln!(out, "{totals}; none past document {}", results.offset)?;
         }
         return Ok(());
     }
+    // A query that matches more pages than are ranked says which it ranked.
+    let among = if results.more_pages || results.ranked_pages < results.total_pages {
+        format!(" of the first {} pages", results.ranked_pages)
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "{} matching {} in {} {}; documents {}-{} by best page:",
-        results.total_pages,
-        plural(results.total_pages, "page", "pages"),
-        results.total_documents,
-        plural(results.total_documents, "document", "documents"),
+        "{totals}; documents {}-{} by best page{among}:",
         results.offset + 1,
         results.offset + shown
     )?;
@@ -137,10 +136,83 @@ pub fn write_text(
     Ok(())
 }
 
+/// `12 matching pages in 3 documents`, or where the counts stopped short,
+/// `more than 100000 matching pages in at least 98 documents`.
+fn totals(results: &Results) -> String {
+    let pages = results.total_pages;
+    let documents = results.total_documents;
+    format!(
+        "{}{pages} matching {} in {}{documents} {}",
+        if results.more_pages { "more than " } else { "" },
+        plural(pages, "page", "pages"),
+        if results.more_documents {
+            "at least "
+        } else {
+            ""
+        },
+        plural(documents, "document", "documents"),
+    )
+}
+
 fn plural<'a>(n: u64, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 {
         one
     } else {
         many
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::DocumentHits;
+
+    fn results(pages: u64, more: bool, documents: u64, ranked: u64) -> Results {
+        Results {
+            query: "q".into(),
+            total_pages: pages,
+            more_pages: more,
+            total_documents: documents,
+            more_documents: ranked < pages || more,
+            ranked_pages: ranked,
+            offset: 0,
+            documents: vec![DocumentHits {
+                path: "/lib/a.pdf".into(),
+                title: None,
+                author: None,
+                format: "pdf".into(),
+                link: "file:///lib/a.pdf".into(),
+                matching_pages: 2,
+                score: 1.0,
+                hits: Vec::new(),
+            }],
+        }
+    }
+
+    fn first_line(r: &Results) -> String {
+        let mut out = Vec::new();
+        write_text(&mut out, r, ("", "")).unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn totals_say_where_counting_stopped() {
+        assert_eq!(
+            first_line(&results(12, false, 3, 12)),
+            "12 matching pages in 3 documents; documents 1-1 by best page:"
+        );
+        assert_eq!(
+            first_line(&results(25_000, false, 98, 10_000)),
+            "25000 matching pages in at least 98 documents; documents 1-1 by best page of the first 10000 pages:"
+        );
+        assert_eq!(
+            first_line(&results(100_000, true, 98, 10_000)),
+            "more than 100000 matching pages in at least 98 documents; documents 1-1 by best page of the first 10000 pages:"
+        );
     }
 }

@@ -140,6 +140,8 @@ fn answer(store: &mut SqliteStore, request: &SearchRequest) -> Result<Answer, Se
             documents: 0,
             skip: 0,
             pages_per_document: 1,
+            ranked: search::RANKED_PAGES,
+            counted: search::COUNTED_PAGES,
         },
         FACET_CAP,
     )?;
@@ -270,9 +272,17 @@ fn found(params: &Params, results: &Results, shown: &[Shown], facets: &Facets) -
             @if facets.capped { p.meta { "(counted over the first " (FACET_CAP) " documents)" } }
         }
         p #totals {
+            @if results.more_pages { "more than " }
             span #total-pages { (results.total_pages) } " matching pages in "
+            @if results.more_documents { "at least " }
             span #total-documents { (results.total_documents) } " documents"
-            @if !shown.is_empty() { "; documents " (first) "–" (last) " by best page:" }
+            @if !shown.is_empty() {
+                "; documents " (first) "–" (last) " by best page"
+                @if results.more_pages || results.ranked_pages < results.total_pages {
+                    " of the first " (results.ranked_pages) " pages"
+                }
+                ":"
+            }
         }
         @if results.total_pages == 0 { p { "Nothing matches." } }
         @for s in shown {

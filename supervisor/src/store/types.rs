@@ -302,14 +302,30 @@ pub struct PageSearch<'a> {
     pub skip: usize,
     /// The best pages returned per document.
     pub pages_per_document: usize,
+    /// At most this many matching pages are ranked: the first ones in the
+    /// index's own order. A query that matches more ranks those only, so
+    /// that its cost does not grow with the library (`search::RANKED_PAGES`).
+    pub ranked: usize,
+    /// Matching pages are counted up to this many, where a store can count
+    /// without ranking more cheaply than it ranks (`search::COUNTED_PAGES`).
+    pub counted: usize,
 }
 
-/// What a search found: totals over every match, and the documents asked
-/// for, best first, each with its best pages.
+/// What a search found: totals over every match (or as far as they were
+/// counted), and the documents asked for, best first, each with its best
+/// pages.
 #[derive(Clone, Debug, Default)]
 pub struct PageMatches {
+    /// Matching pages; more than this when `more_pages`.
     pub pages: u64,
+    pub more_pages: bool,
+    /// Documents with a matching page; at least this when `more_documents`
+    /// (counted among the ranked pages only).
     pub documents: u64,
+    pub more_documents: bool,
+    /// How many matching pages the ranking looked at: all of them when it
+    /// equals `pages` and `more_pages` is not set.
+    pub ranked: u64,
     pub found: Vec<DocumentMatch>,
 }
 

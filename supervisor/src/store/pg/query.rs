@@ -7,6 +7,7 @@ use super::PgStore;
 use crate::metrics::Snapshot;
 use postgres::types::ToSql;
 
+use crate::search::group::{group, RankedPage};
 use crate::search::render;
 use crate::store::{
     low_quality_bit, now_ms, DocumentMatch, ExportPage, Failure, LowQuality, PageMatch,
@@ -74,70 +75,108 @@ impl PgStore {
             .collect())
     }
 
+    /// Pages matching a query, grouped by document, as SQLite's search
+    /// does, and bounded the same way: only the first `search.ranked`
+    /// matching pages the GIN index yields are ranked and counted, since
+    /// `ts_rank`, and the recheck of a term's weights, read every page's
+    /// vector from TOAST. The documents shown are counted in full. The
+    /// window is the scan's order (the table's, in a bitmap scan) with no
+    /// ORDER BY, which would read every match to sort them.
     pub(super) fn search(&mut self, search: &PageSearch<'_>) -> Result<PageMatches, StoreError> {
-        // The query's terms are bound from $6 on.
-        let (tsquery, terms) = render::tsquery(search.query, 6);
+        // The query's terms are bound from $4 on. One page past the limit
+        // tells that there are more.
+        let (tsquery, terms) = render::tsquery(search.query, 4);
         let sql = format!(
-            "WITH q AS (SELECT {tsquery} AS q),
-             hits AS MATERIALIZED (
-                 SELECT p.doc_id AS doc, p.page AS page, ts_rank(p.tsv, q.q)::float8 AS score
-                 FROM pages p JOIN documents d ON d.id = p.doc_id, q
-                 WHERE p.tsv @@ q.q
-                   AND ($1::text IS NULL OR d.display_path ILIKE $1)
-                   AND ($2::text IS NULL OR d.format = $2)),
-             ranked AS (
-                 SELECT doc, page, score,
-                        row_number() OVER (PARTITION BY doc ORDER BY score DESC, page) AS r,
-                        count(*) OVER (PARTITION BY doc) AS n
-                 FROM hits),
-             docs AS (
-                 SELECT ranked.doc, ranked.n, ranked.score AS best,
-                        row_number() OVER (ORDER BY ranked.score DESC, d.path) AS place,
-                        count(*) OVER () AS ndocs, sum(ranked.n) OVER () AS npages
-                 FROM ranked JOIN documents d ON d.id = ranked.doc
-                 WHERE ranked.r = 1)
-             SELECT docs.ndocs, docs.npages::bigint, docs.n, docs.best, d.path, d.display_path,
-                    d.title, d.author, d.format, ranked.page, ranked.score, p.text
-             FROM docs
-             JOIN ranked ON ranked.doc = docs.doc AND ranked.r <= $3
-             JOIN documents d ON d.id = docs.doc
-             JOIN pages p ON p.doc_id = ranked.doc AND p.page = ranked.page
-             WHERE docs.place > $4 AND docs.place <= $4 + $5
-             ORDER BY docs.place, ranked.r"
+            "WITH q AS (SELECT {tsquery} AS q)
+             SELECT p.doc_id, p.page, ts_rank(p.tsv, q.q)::float8, d.path
+             FROM pages p JOIN documents d ON d.id = p.doc_id, q
+             WHERE p.tsv @@ q.q
+               AND ($1::text IS NULL OR d.display_path ILIKE $1)
+               AND ($2::text IS NULL OR d.format = $2)
+             LIMIT $3"
         );
         let format = search.format.map(|f| f.as_str());
-        let per_doc = search.pages_per_document as i64;
-        let skip = search.skip as i64;
-        let documents = search.documents as i64;
-        let mut params: Vec<&(dyn ToSql + Sync)> =
-            vec![&search.path_like, &format, &per_doc, &skip, &documents];
+        let ranked = search.ranked.max(1) as u64;
+        let limit = ranked as i64 + 1;
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&search.path_like, &format, &limit];
         for t in &terms {
             params.push(t);
         }
-        let rows = self.client.query(&sql, &params)?;
-        let mut out = PageMatches::default();
-        for r in &rows {
-            out.documents = r.get::<_, i64>(0) as u64;
-            out.pages = r.get::<_, i64>(1) as u64;
-            let path: Vec<u8> = r.get(4);
-            if out.found.last().is_none_or(|d| d.path != path) {
-                out.found.push(DocumentMatch {
-                    path,
-                    display_path: r.get(5),
-                    title: r.get(6),
-                    author: r.get(7),
-                    format: r.get(8),
-                    pages: r.get::<_, i64>(2) as u64,
-                    score: r.get(3),
-                    best: Vec::new(),
+        let mut hits: Vec<RankedPage> = self
+            .client
+            .query(&sql, &params)?
+            .iter()
+            .map(|r| RankedPage {
+                doc: r.get(0),
+                key: r.get(1),
+                page: r.get::<_, i64>(1) as u32,
+                score: r.get(2),
+                path: r.get(3),
+            })
+            .collect();
+        let more = hits.len() as u64 > ranked;
+        hits.truncate(ranked as usize);
+        let grouped = group(
+            hits,
+            search.skip,
+            search.documents,
+            search.pages_per_document,
+        );
+        let mut out = PageMatches {
+            pages: grouped.pages,
+            documents: grouped.documents,
+            ..PageMatches::default()
+        };
+        let mut ids: Vec<i64> = Vec::new();
+        let document = self
+            .client
+            .prepare("SELECT display_path, title, author, format FROM documents WHERE id = $1")?;
+        let text = self
+            .client
+            .prepare("SELECT text FROM pages WHERE doc_id = $1 AND page = $2")?;
+        for g in grouped.shown {
+            let row = self.client.query_one(&document, &[&g.doc])?;
+            let mut best = Vec::with_capacity(g.best.len());
+            for p in &g.best {
+                best.push(PageMatch {
+                    page: p.page,
+                    score: p.score,
+                    text: self.client.query_one(&text, &[&g.doc, &p.key])?.get(0),
                 });
             }
-            if let Some(doc) = out.found.last_mut() {
-                doc.best.push(PageMatch {
-                    page: r.get::<_, i64>(9) as u32,
-                    score: r.get(10),
-                    text: r.get(11),
-                });
+            ids.push(g.doc);
+            out.found.push(DocumentMatch {
+                path: g.path,
+                display_path: row.get(0),
+                title: row.get(1),
+                author: row.get(2),
+                format: row.get(3),
+                pages: g.pages,
+                score: g.score,
+                best,
+            });
+        }
+        out.ranked = out.pages;
+        if !more {
+            return Ok(out);
+        }
+        out.more_pages = true;
+        out.more_documents = true;
+        // The documents shown are read by their key, a hundred-odd pages each.
+        let (tsquery, terms) = render::tsquery(search.query, 2);
+        let sql = format!(
+            "SELECT p.doc_id, count(*) FROM pages p
+             WHERE p.doc_id = ANY($1) AND p.tsv @@ ({tsquery})
+             GROUP BY p.doc_id"
+        );
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&ids];
+        for t in &terms {
+            params.push(t);
+        }
+        for r in self.client.query(&sql, &params)? {
+            let (doc, n): (i64, i64) = (r.get(0), r.get(1));
+            if let Some(i) = ids.iter().position(|&d| d == doc) {
+                out.found[i].pages = n as u64;
             }
         }
         Ok(out)

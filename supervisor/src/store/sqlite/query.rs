@@ -7,6 +7,7 @@ use rusqlite::params;
 use serde::Serialize;
 
 use super::{SqliteError, SqliteStore};
+use crate::search::group::{group, RankedPage};
 use crate::search::render;
 use crate::store::{
     low_quality_bit, DocumentMatch, Failure, LowQuality, PageMatch, PageMatches, PageSearch, Status,
@@ -25,79 +26,157 @@ pub struct ExportPage<'a> {
 impl SqliteStore {
     /// Pages matching a query, grouped by document: each document ranked by
     /// its best page, with its best pages and how many of its pages match.
+    ///
+    /// The cost is bounded whatever the library's size: only the first
+    /// `search.ranked` matching pages (in the index's order, oldest first)
+    /// are ranked, and without filters the matches are counted up to
+    /// `search.counted` by the index alone, which needs no rank and no
+    /// lookup of the page. FTS5's own `ORDER BY rank` would not help: it
+    /// ranks and sorts every match before the first row comes out.
     pub fn search(&self, search: &PageSearch<'_>) -> Result<PageMatches, SqliteError> {
         let expr = render::fts5(search.query);
+        // Reading the index through a memory map rather than SQLite's page
+        // cache halved the time of a broad query (BENCHMARKS.md). The
+        // setting belongs to this connection only and writes nothing, so a
+        // read-only opening takes it too; SQLite caps it at its build's
+        // limit (2 GiB).
+        self.conn
+            .pragma_update(None, "mmap_size", 2_147_418_112_i64)?;
+        // The pages of chunks done and not merged yet are in the index but
+        // not shown. There are seldom any, and then no hit pays for the check.
+        let hidden: bool = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM chunks WHERE merged = 0 AND status = 'done')",
+            [],
+            |r| r.get(0),
+        )?;
         // Title and author count more than a page's words; the path only
-        // filters (`path:`).
+        // filters (`path:`). One page past the limit tells that there are
+        // more.
         let mut stmt = self.conn.prepare_cached(
-            "WITH hits AS MATERIALIZED (
-                 SELECT p.doc_id AS doc, p.id AS pid, p.page AS page,
-                        -bm25(pages_fts, 1.0, 4.0, 4.0, 0.0) AS score
-                 FROM pages_fts
-                 JOIN pages p ON p.id = pages_fts.rowid
-                 JOIN documents d ON d.id = p.doc_id
-                 WHERE pages_fts MATCH ?1
-                   AND (?2 IS NULL OR d.display_path LIKE ?2 ESCAPE '\\')
-                   AND (?3 IS NULL OR d.format = ?3)
-                   AND NOT EXISTS (
-                       SELECT 1 FROM chunks c WHERE c.doc_id = p.doc_id AND c.merged = 0
-                         AND c.status = 'done' AND p.page BETWEEN c.first AND c.last)),
-             ranked AS (
-                 SELECT doc, pid, page, score,
-                        row_number() OVER (PARTITION BY doc ORDER BY score DESC, page) AS r,
-                        count(*) OVER (PARTITION BY doc) AS n
-                 FROM hits),
-             docs AS (
-                 SELECT ranked.doc, ranked.n, ranked.score AS best,
-                        row_number() OVER (ORDER BY ranked.score DESC, d.path) AS place,
-                        count(*) OVER () AS ndocs, sum(ranked.n) OVER () AS npages
-                 FROM ranked JOIN documents d ON d.id = ranked.doc
-                 WHERE ranked.r = 1)
-             SELECT docs.ndocs, docs.npages, docs.n, docs.best, d.path, d.display_path,
-                    d.title, d.author, d.format, ranked.page, ranked.score, p.text
-             FROM docs
-             JOIN ranked ON ranked.doc = docs.doc AND ranked.r <= ?6
-             JOIN documents d ON d.id = docs.doc
-             JOIN pages p ON p.id = ranked.pid
-             WHERE docs.place > ?4 AND docs.place <= ?4 + ?5
-             ORDER BY docs.place, ranked.r",
+            "SELECT p.doc_id, p.id, p.page, -bm25(pages_fts, 1.0, 4.0, 4.0, 0.0), d.path
+             FROM pages_fts
+             JOIN pages p ON p.id = pages_fts.rowid
+             JOIN documents d ON d.id = p.doc_id
+             WHERE pages_fts MATCH ?1
+               AND (?2 IS NULL OR d.display_path LIKE ?2 ESCAPE '\\')
+               AND (?3 IS NULL OR d.format = ?3)
+               AND (?4 = 0 OR NOT EXISTS (
+                   SELECT 1 FROM chunks c WHERE c.doc_id = p.doc_id AND c.merged = 0
+                     AND c.status = 'done' AND p.page BETWEEN c.first AND c.last))
+             ORDER BY pages_fts.rowid
+             LIMIT ?5",
         )?;
         let format = search.format.map(|f| f.as_str());
-        let mut rows = stmt.query(params![
-            expr,
-            search.path_like,
-            format,
-            search.skip as i64,
-            search.documents as i64,
-            search.pages_per_document as i64,
-        ])?;
-        let mut out = PageMatches::default();
-        while let Some(r) = rows.next()? {
-            out.documents = r.get::<_, i64>(0)? as u64;
-            out.pages = r.get::<_, i64>(1)? as u64;
-            let path: Vec<u8> = r.get(4)?;
-            if out.found.last().is_none_or(|d| d.path != path) {
-                out.found.push(DocumentMatch {
-                    path,
-                    display_path: r.get(5)?,
-                    title: r.get(6)?,
-                    author: r.get(7)?,
-                    format: r.get(8)?,
-                    pages: r.get::<_, i64>(2)? as u64,
-                    score: r.get(3)?,
-                    best: Vec::new(),
+        let ranked = search.ranked.max(1) as u64;
+        let mut hits: Vec<RankedPage> = stmt
+            .query_map(
+                params![expr, search.path_like, format, hidden, (ranked + 1) as i64],
+                |r| {
+                    Ok(RankedPage {
+                        doc: r.get(0)?,
+                        key: r.get(1)?,
+                        page: r.get(2)?,
+                        score: r.get(3)?,
+                        path: r.get(4)?,
+                    })
+                },
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = hits.len() as u64 > ranked;
+        hits.truncate(ranked as usize);
+        // The index yields its matches by ascending row id, so the ranked
+        // pages are every match up to the last one's id.
+        let last = hits.iter().map(|h| h.key).max().unwrap_or(0);
+        let grouped = group(
+            hits,
+            search.skip,
+            search.documents,
+            search.pages_per_document,
+        );
+        let mut out = PageMatches {
+            pages: grouped.pages,
+            documents: grouped.documents,
+            ..PageMatches::default()
+        };
+        let mut ids = Vec::new();
+        let mut document = self.conn.prepare_cached(
+            "SELECT display_path, title, author, format FROM documents WHERE id = ?1",
+        )?;
+        let mut text = self
+            .conn
+            .prepare_cached("SELECT text FROM pages WHERE id = ?1")?;
+        for g in grouped.shown {
+            let (display_path, title, author, format) = document.query_row([g.doc], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
+            let mut best = Vec::with_capacity(g.best.len());
+            for p in &g.best {
+                best.push(PageMatch {
+                    page: p.page,
+                    score: p.score,
+                    text: text.query_row([p.key], |r| r.get(0))?,
                 });
             }
-            if let Some(doc) = out.found.last_mut() {
-                doc.best.push(PageMatch {
-                    page: r.get(9)?,
-                    score: r.get(10)?,
-                    text: r.get(11)?,
-                });
+            ids.push(g.doc);
+            out.found.push(DocumentMatch {
+                path: g.path,
+                display_path,
+                title,
+                author,
+                format,
+                pages: g.pages,
+                score: g.score,
+                best,
+            });
+        }
+        out.ranked = out.pages;
+        if !more {
+            return Ok(out);
+        }
+        // More pages match than were ranked. The documents shown are counted
+        // in full, and so are the pages where the index alone can count them.
+        out.more_pages = true;
+        out.more_documents = true;
+        // A document whose pages all come before the last ranked one was
+        // counted in full; one that reaches past it (seldom more than one of
+        // those shown) is counted again. Asking the index about one document
+        // still costs a prefix query (`ver*`) its whole merge of terms.
+        let mut reach = self
+            .conn
+            .prepare_cached("SELECT max(id) FROM pages WHERE doc_id = ?1")?;
+        for (doc, id) in out.found.iter_mut().zip(&ids) {
+            let end: i64 = reach.query_row([id], |r| r.get(0))?;
+            if end > last {
+                doc.pages = self.document_matches(&expr, *id, hidden)?;
             }
         }
-        drop(rows);
+        let counted = search.counted as u64;
+        if counted > ranked && search.path_like.is_none() && search.format.is_none() && !hidden {
+            let n = self.conn.query_row(
+                "SELECT count(*) FROM (SELECT 1 FROM pages_fts WHERE pages_fts MATCH ?1 LIMIT ?2)",
+                params![expr, (counted + 1) as i64],
+                |r| r.get::<_, i64>(0),
+            )? as u64;
+            out.pages = n.min(counted);
+            out.more_pages = n > counted;
+        }
         Ok(out)
+    }
+
+    /// How many pages of one document match: its pages are read by their
+    /// range of ids, which the index seeks to without reading the rest.
+    fn document_matches(&self, expr: &str, doc: i64, hidden: bool) -> Result<u64, SqliteError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT count(*) FROM pages_fts JOIN pages p ON p.id = pages_fts.rowid
+             WHERE pages_fts MATCH ?1
+               AND pages_fts.rowid BETWEEN (SELECT min(id) FROM pages WHERE doc_id = ?2)
+                                       AND (SELECT max(id) FROM pages WHERE doc_id = ?2)
+               AND p.doc_id = ?2
+               AND (?3 = 0 OR NOT EXISTS (
+                   SELECT 1 FROM chunks c WHERE c.doc_id = p.doc_id AND c.merged = 0
+                     AND c.status = 'done' AND p.page BETWEEN c.first AND c.last))",
+        )?;
+        Ok(stmt.query_row(params![expr, doc, hidden], |r| r.get::<_, i64>(0))? as u64)
     }
 
     pub fn status(&self) -> Result<Status, SqliteError> {
