@@ -21,6 +21,9 @@ Cases (see BENCHMARKS.md):
   6 scaling      1..12 workers (only with >= 12 cores, or --scaling)
   7 library      the whole sample library (the corpus folder), a whole job,
                  vs recollindex (Recoll) indexing the same folder
+  8 ocr          a scanned book (corpus scans joined, 45 pages): docmill on all
+                 workers vs one worker vs xargs -P<cores> (mutool draw | tesseract)
+                 per page
 """
 
 import argparse
@@ -597,6 +600,69 @@ def case_library(ctx):
             "targets": {"docmill_vs_recollindex": ratio(r["recollindex"]["median_s"], d)}}
 
 
+# Scanned corpus pages (no text layer), joined into one book for case 8:
+# 9 pages a pass, from typewriter to two-column print and rotated pages.
+SCANNED = ["pdf/ocrmypdf-c02-22.pdf", "pdf/ocrmypdf-linn.pdf", "pdf/ocrmypdf-epson.pdf",
+           "pdf/ocrmypdf-jbig2.pdf", "pdf/ocrmypdf-ccitt.pdf", "pdf/ocrmypdf-cardinal.pdf"]
+
+
+def scanned_book(corpus, out, pages):
+    """Joins the scans above, over and over, into one image-only PDF of at
+    least `pages` pages, with qpdf (as make-massive.sh does)."""
+    counts = {p: n for p, n in manifest_pages(corpus) if p in SCANNED}
+    args, n = [], 0
+    while n < pages:
+        for rel in SCANNED:
+            args.append(str(corpus / rel))
+            n += counts.get(rel, 1)
+            if n >= pages:
+                break
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # qpdf exits 3 on warnings (some scans carry them); the file is written.
+    subprocess.run(["qpdf", "--empty", "--pages", *args, "--", str(out)],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not out.exists():
+        raise SystemExit(f"bench: qpdf could not join the scans into {out}")
+    return n
+
+
+def manifest_pages(corpus):
+    for line in (corpus / "MANIFEST.tsv").read_text().splitlines()[1:]:
+        f = line.split("\t")
+        if len(f) > 3 and f[3].isdigit():
+            yield f[0], int(f[3])
+
+
+def case_ocr(ctx):
+    """OCR of a scanned book: docmill (OCR jobs spread over the workers)
+    against itself on one worker, and against the plain pipeline a user
+    would script: every page rendered by `mutool draw` at the same 300 dpi
+    and read by `tesseract` with the same options, `xargs -P<cores>` pages
+    at a time, one thread each. The peer only recognises; docmill also
+    indexes, and extracts the (empty) text layer first."""
+    if not shutil.which("tesseract"):
+        log("[8] ocr: skipped: tesseract is not installed")
+        return {"title": "OCR", "skipped": "tesseract not installed"}
+    pdf = ctx.work / "ocr" / "scanned-book.pdf"
+    pages = scanned_book(ctx.corpus, pdf, ctx.args.ocr_pages)
+    warm_cache([pdf])
+    script = ('seq 1 "$2" | xargs -P"$3" -I{} sh -c \'mutool draw -q -r 300 -c gray -F pgm '
+              '-o - "$0" {} | OMP_THREAD_LIMIT=1 tesseract stdin stdout --dpi 300 --psm 1 '
+              '-l eng tsv >/dev/null 2>&1\' "$1"')
+    peer = Cmd("xargs-tesseract", ["sh", "-c", script, "sh", pdf, pages, CORES])
+    cmds = [ctx.docmill("docmill-ocr", [pdf], "--ocr", "auto"),
+            ctx.docmill("docmill-ocr-w1", [pdf], "--ocr", "auto", workers=1),
+            peer]
+    log(f"[8] ocr: a {pages}-page scanned PDF, {ctx.rounds} rounds")
+    r = interleave(cmds, ctx.rounds, ctx.logs)
+    for v in r.values():
+        v["pages_per_min"] = rate(pages, v["median_s"]) * 60
+    d = r["docmill-ocr"]["median_s"]
+    return {"title": f"a {pages}-page scanned PDF, OCR", "pages": pages, "results": r,
+            "targets": {"all_workers_vs_one": ratio(r["docmill-ocr-w1"]["median_s"], d),
+                        "docmill_vs_xargs_tesseract": ratio(r["xargs-tesseract"]["median_s"], d)}}
+
+
 def case_memory(ctx):
     n = ctx.args.memory_docs
     lib = ctx.work / "many"
@@ -767,6 +833,12 @@ def table(results, m, args):
     if "library" in results:
         t = results["library"]
         rows("7 library", t["results"], "", None, "docmill-auto")
+    if "ocr" in results:
+        t = results["ocr"]
+        if t.get("skipped"):
+            L.append(f"| 8 ocr | skipped: {t['skipped']} | | | | | |")
+        else:
+            rows(f"8 ocr ({t['pages']} p)", t["results"], "pages/min", t["pages"], "docmill-ocr")
     if "memory" in results:
         t = results["memory"]
         L.append(f"| 5 memory | supervisor peak RSS, {t['docs']} docs "
@@ -803,6 +875,8 @@ def table(results, m, args):
         ("memory", "tree_peak_vs_budget"): ("<=", 1.0),
         ("scaling", "mupdf_w12_speedup"): (">=", 10.0),
         ("scaling", "builtin_w12_speedup"): (">=", 8.0),
+        ("ocr", "all_workers_vs_one"): (">=", 1.8),
+        ("ocr", "docmill_vs_xargs_tesseract"): (">=", 1.0),
     }
     for case, r in results.items():
         for k, v in (r.get("targets") or {}).items():
@@ -820,13 +894,13 @@ def table(results, m, args):
 CASES = {"1": ("throughput", case_throughput), "2": ("tiny", case_tiny),
          "3": ("massive", case_massive), "4": ("mixed", case_mixed),
          "5": ("memory", case_memory), "6": ("scaling", case_scaling),
-         "7": ("library", case_library)}
+         "7": ("library", case_library), "8": ("ocr", case_ocr)}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cases", default="1,2,3,4,5,6,7",
+    ap.add_argument("--cases", default="1,2,3,4,5,6,7,8",
                     help="comma-separated case numbers or names (default: all; 6 runs only "
                          "with >= 12 cores or --scaling)")
     ap.add_argument("--quick", action="store_true",
@@ -846,6 +920,8 @@ def main():
     ap.add_argument("--memory-docs", type=int, help="case 5: catalogued documents "
                                                      "(default 100000)")
     ap.add_argument("--budget", default="2G", help="case 5: --memory-budget (default 2G)")
+    ap.add_argument("--ocr-pages", type=int, help="case 8: pages of the scanned book "
+                                                  "(default 45; --quick 9)")
     ap.add_argument("--scaling", action="store_true", help="run case 6 on any machine")
     ap.add_argument("--scaling-copies", type=int, default=4, help="case 6: corpus copies")
     ap.add_argument("--python", default=sys.executable,
@@ -865,6 +941,7 @@ def main():
     a.tiny = a.tiny or pick(500, 5000, 5000)
     a.massive_pages = a.massive_pages or pick(2000, 4000, 12000)
     a.memory_docs = a.memory_docs or pick(10000, 100000, 100000)
+    a.ocr_pages = a.ocr_pages or pick(9, 45, 45)
     names = {v[0]: k for k, v in CASES.items()}
     wanted = [names.get(c.strip(), c.strip()) for c in a.cases.split(",") if c.strip()]
     for c in wanted:
