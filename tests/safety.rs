@@ -608,3 +608,35 @@ fn the_version_names_the_catalog_schema() {
     );
     assert!(r.stdout().contains(&line), "{}", r.dump());
 }
+
+/// `forget` under a running `docmill index` on a SQLite index is refused
+/// (exit 2, the same line `index` gives), so that it cannot race the run's
+/// commits; once the run has ended it forgets as usual.
+#[test]
+fn forget_is_refused_while_an_index_runs() {
+    let env = Env::new();
+    let lib = env.path("lib");
+    common::mockdoc(&lib, "stuck", "hang\n");
+    let mut index = env.spawn(&[
+        &"index",
+        &lib,
+        &"--allow-mock-docs",
+        &"--page-timeout",
+        &"120s",
+        &"-q",
+    ]);
+    let mut last = String::new();
+    let refused = common::wait_until(std::time::Duration::from_secs(60), || {
+        let r = env.run(&[&"forget", &lib]);
+        last = r.dump();
+        r.code() == 2 && r.stderr().contains("another `docmill index` is using")
+    });
+    common::send_signal(index.id(), libc::SIGTERM);
+    common::wait_child(&mut index, std::time::Duration::from_secs(60));
+    assert!(refused, "forget was not refused during the run:\n{last}");
+    env.assert_no_leftovers();
+
+    let r = env.run(&[&"forget", &lib]);
+    r.assert_code(0);
+    assert_eq!(r.stdout().trim(), "forgot 1 document", "{}", r.dump());
+}
