@@ -53,6 +53,8 @@ pub struct RunConfig {
     pub allow_mock: bool,
     pub epub_entry_cap: u64,
     pub epub_book_cap: u64,
+    /// OCR settings for PDF jobs, and whether flagged pages are recognised.
+    pub ocr: crate::ocr::RunOcr,
     /// The store takes page-range chunk jobs.
     pub chunks: bool,
     /// Other supervisors may work on the same store.

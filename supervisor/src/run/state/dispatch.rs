@@ -225,11 +225,7 @@ impl State {
             allow_mock: self.cfg.allow_mock,
             epub_entry_cap: self.cfg.epub_entry_cap,
             epub_book_cap: self.cfg.epub_book_cap,
-            // OCR is not scheduled yet: text jobs flag nothing.
-            ocr: docmill_protocol::OcrSettings {
-                mode: docmill_protocol::OcrMode::Off,
-                ..Default::default()
-            },
+            ocr: self.cfg.ocr.settings.clone(),
             ocr_pages: None,
         };
         // A chunk's pages are known; a whole document's once the worker

@@ -72,6 +72,7 @@ fn config() -> RunConfig {
         mem_limit: GIB,
         allow_mock: false,
         epub_entry_cap: 0,
+        ocr: crate::ocr::RunOcr::off(),
         epub_book_cap: 0,
         chunks: true,
         shared: false,
