@@ -193,6 +193,7 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
         epub_book_cap: opts.epub_book_cap,
         ocr: opts.ocr.clone(),
         chunks: catalog.chunks(),
+        ocr_jobs: catalog.ocr_jobs(),
         shared: catalog.shared(),
     };
     let mut driver = driver::Driver::new(

@@ -5,10 +5,12 @@
 //! signal or the store. Its parts: `dispatch` (which worker runs what, and
 //! when workers start), `watch` (when a worker is killed or retired),
 //! `failure` (what an attempt's end means), `results` (text that arrived,
-//! splits, the commit batch and what the store made of it).
+//! splits, the commit batch and what the store made of it), `ocr` (the
+//! OCR cache, OCR jobs and their pages).
 
 mod dispatch;
 mod failure;
+mod ocr;
 mod results;
 #[cfg(test)]
 mod tests;
@@ -57,6 +59,9 @@ pub struct RunConfig {
     pub ocr: crate::ocr::RunOcr,
     /// The store takes page-range chunk jobs.
     pub chunks: bool,
+    /// The store takes OCR jobs (else flagged pages are read from the OCR
+    /// cache only).
+    pub ocr_jobs: bool,
     /// Other supervisors may work on the same store.
     pub shared: bool,
 }
@@ -85,6 +90,8 @@ struct InFlight {
     /// The longest wait between progress, for the log.
     slowest: Duration,
     pages: Vec<(u32, String, PageFlags)>,
+    /// OCR pages' confidence and note, by page.
+    ocr_extra: BTreeMap<u32, (Option<f32>, Option<String>)>,
     /// A memory-limit retry: it runs with nothing beside it.
     alone: bool,
 }
@@ -156,6 +163,10 @@ pub struct State {
     recent_jobs: u32,
     /// A scaling decision not yet shown in a snapshot.
     unreported: Option<String>,
+    /// Text jobs whose flagged pages are being looked up in the OCR cache.
+    ocr_lookups: HashMap<i64, ocr::Lookup>,
+    /// OCR jobs planned by a text job's result, queued once it is stored.
+    ocr_waiting: HashMap<i64, Vec<QueuedDoc>>,
 }
 
 impl State {
@@ -198,6 +209,8 @@ impl State {
             readings: Readings::default(),
             recent_jobs: 0,
             unreported: None,
+            ocr_lookups: HashMap::new(),
+            ocr_waiting: HashMap::new(),
         }
     }
 
@@ -231,7 +244,16 @@ impl State {
                 page,
                 text,
                 flags,
-            } => self.page(worker, job, (page, text, flags)),
+                confidence,
+                note,
+            } => {
+                if confidence.is_some() || note.is_some() {
+                    if let Some(j) = self.current(worker, job) {
+                        j.ocr_extra.insert(page, (confidence, note));
+                    }
+                }
+                self.page(worker, job, (page, text, flags))
+            }
             Event::Done {
                 worker,
                 job,
@@ -281,6 +303,7 @@ impl State {
                 }
             }
             Event::Claimed { claim } => self.claimed(claim),
+            Event::OcrCached { doc, pages } => self.ocr_cached(doc, pages),
             Event::Committed { batch, written } => self.committed(batch, written),
             Event::SplitWritten { planned } => self.split_written(planned),
             Event::Polled {
@@ -326,6 +349,10 @@ impl State {
                 self.out.push(Action::Poll);
                 return;
             }
+        } else if busy == 0 && self.queue.is_empty() && !stopping && self.ocr_pending() {
+            // OCR jobs wait for the commit that stores them: write it now,
+            // and they are queued by its answer.
+            self.flush();
         } else if busy == 0 && (self.queue.is_empty() || stopping) {
             self.end();
             return;
@@ -404,6 +431,10 @@ impl State {
     /// A job's deadline: its share of the file's bytes and its `pages`
     /// pages (0 while not known), escalated by earlier attempts.
     fn job_deadline(&self, doc: &QueuedDoc, pages: u32) -> Duration {
+        if let Some(ocr) = &doc.ocr_pages {
+            let timeout = Duration::from_millis(self.cfg.ocr.settings.page_timeout_ms);
+            return crate::policy::ocr_deadline(timeout, ocr.len() as u32);
+        }
         crate::policy::deadline(&self.cfg.timeouts, doc.job_size(), pages, doc.attempts)
     }
 
@@ -415,9 +446,10 @@ impl State {
             return;
         };
         j.progress(now);
-        let wanted = match j.doc.chunk {
-            Some(r) => pages.min(r.last).saturating_sub(r.first - 1),
-            None => pages,
+        let wanted = match (&j.doc.ocr_pages, j.doc.chunk) {
+            (Some(ocr), _) => ocr.len() as u32,
+            (None, Some(r)) => pages.min(r.last).saturating_sub(r.first - 1),
+            (None, None) => pages,
         };
         self.expect(worker, wanted);
     }

@@ -32,6 +32,11 @@ pub struct Totals {
     pub scale_decisions: u64,
     /// Largest resident memory of the whole process tree seen.
     pub peak_rss: u64,
+    /// Pages recognised by OCR jobs, read from the OCR cache, and that OCR
+    /// could not read.
+    pub ocr_pages: u64,
+    pub ocr_cached: u64,
+    pub ocr_failed: u64,
     pub outcomes: HashMap<String, u64>,
     pub done_by_format: HashMap<String, u64>,
 }
@@ -73,6 +78,15 @@ pub struct Committed {
     /// Done by an engine after the first.
     pub rescued: bool,
     pub end: JobEnd,
+    pub ocr: OcrCounts,
+}
+
+/// A job's OCR pages, counted once it is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OcrCounts {
+    pub recognised: u64,
+    pub cached: u64,
+    pub failed: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +121,9 @@ impl Totals {
         if *written == Written::Lost {
             return;
         }
+        self.ocr_pages += job.ocr.recognised;
+        self.ocr_cached += job.ocr.cached;
+        self.ocr_failed += job.ocr.failed;
         match job.end {
             JobEnd::Done { pages } => {
                 self.pages += pages;
@@ -183,6 +200,7 @@ mod tests {
             format: Format::Pdf,
             rescued: false,
             end,
+            ocr: OcrCounts::default(),
         }
     }
 

@@ -12,15 +12,10 @@ use docmill_protocol::Format;
 use serde::Serialize;
 
 use crate::store::QueuedDoc;
-#[expect(unused_imports, reason = "the run state plans OCR jobs with it next")]
 pub use ocr::plan_ocr;
 pub use plan::{chunk_pages, plan_ranges};
 pub use tier::{queue_by_tier, Tier};
 
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the run state plans OCR jobs with it next")
-)]
 mod ocr;
 mod plan;
 mod tier;

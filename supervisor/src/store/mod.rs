@@ -23,11 +23,12 @@ pub use sqlite::{
 };
 pub use types::{
     expiry_ms, low_quality_bit, now_ms, Claim, DiscoverCounts, DocState, DocumentMatch, Failure,
-    Finished, FinishedResult, Found, FoundKind, LowQuality, Merged, PageMatch, PageMatches,
-    PageSearch, QueuedDoc, RetryPolicy, Status, TooNew, Written,
+    Finished, FinishedResult, Found, FoundKind, LowQuality, Merged, OcrFollowUp, OcrPage,
+    PageMatch, PageMatches, PageSearch, QueuedDoc, RetryPolicy, Status, TooNew, Written,
 };
 
 pub use pg::PgStore;
+pub use rules::ocr::page_list as ocr_page_list;
 pub use runs::RunRow;
 
 /// The catalog schema this docmill writes and reads, per store; a newer
@@ -183,6 +184,19 @@ pub trait Store {
     fn forget(&mut self, paths: &[PathBuf]) -> Result<u64, StoreError>;
     /// Every run, oldest first.
     fn runs(&mut self) -> Result<Vec<RunRow>, StoreError>;
+    /// Whether this store takes OCR jobs (a document `split` into the
+    /// flagged pages to recognise); else flagged pages are read from the
+    /// OCR cache only.
+    fn ocr_jobs(&self) -> bool;
+    /// The OCR text the cache holds for `pages` of the file whose content
+    /// hash is `hash`, recognised under the settings `key`; pages it does
+    /// not hold are left out.
+    fn ocr_cached(
+        &mut self,
+        hash: &str,
+        key: &str,
+        pages: &[u32],
+    ) -> Result<Vec<OcrPage>, StoreError>;
 }
 
 /// Whether `--db` names a PostgreSQL server rather than a SQLite file.

@@ -112,6 +112,8 @@ pub struct QueuedDoc {
     pub chunk: Option<PageRange>,
     /// The document's page count when known (chunk jobs); 0 otherwise.
     pub page_total: u32,
+    /// For an OCR job: the pages to recognise (ascending, within `chunk`).
+    pub ocr_pages: Option<Vec<u32>>,
 }
 
 impl QueuedDoc {
@@ -136,6 +138,7 @@ impl QueuedDoc {
             sched_size: size,
             chunk: None,
             page_total: 0,
+            ocr_pages: None,
         }
     }
 
@@ -229,6 +232,41 @@ pub enum FinishedResult {
     /// Handed back before its result could count (never started, or the
     /// file changed under it): back to the queue, no attempt recorded.
     Released,
+    /// A text job some of whose pages need OCR: written as `Done`, with the
+    /// pages the OCR cache held recognised in the same commit; when
+    /// `ocr.jobs` is not empty the document is `split` into those OCR jobs
+    /// instead of done, and done (or partial) when the last one ends.
+    Flagged {
+        summary: DocSummary,
+        pages: Vec<(u32, String, PageFlags)>,
+        ocr: OcrFollowUp,
+    },
+    /// An OCR job's pages: they replace the rows of the text job's pages,
+    /// and those recognised go in the OCR cache under `key`.
+    Recognised { key: String, pages: Vec<OcrPage> },
+}
+
+/// One page as OCR gave it (or the cache, or a failure).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OcrPage {
+    pub page: u32,
+    pub text: String,
+    pub flags: PageFlags,
+    /// Mean word confidence, 0-100, when the engine gave one.
+    pub confidence: Option<f32>,
+    /// Why the page failed, for `status`.
+    pub note: Option<String>,
+}
+
+/// What follows a text job with flagged pages.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OcrFollowUp {
+    /// The OCR settings key the cache is read and written under.
+    pub key: String,
+    /// Pages the cache held: written with the text job.
+    pub cached: Vec<OcrPage>,
+    /// The OCR jobs planned for the rest, each its pages in order.
+    pub jobs: Vec<Vec<u32>>,
 }
 
 /// What the walk made of one path.

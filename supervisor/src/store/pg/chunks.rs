@@ -101,7 +101,12 @@ pub(super) fn write_chunk(
     let first = i64::from(range.first);
     let token = job.claim.token;
     let n = match &job.result {
-        FinishedResult::Done { summary, pages } => {
+        // OCR jobs are not planned on this store (`Store::ocr_jobs`); a
+        // text chunk's OCR follow-up is only its cached pages, written with
+        // the merge's pages.
+        FinishedResult::Recognised { .. } => 0,
+        FinishedResult::Done { summary, pages }
+        | FinishedResult::Flagged { summary, pages, .. } => {
             let [title, author, language] = summary_texts(summary);
             let n = tx.execute(
                 &format!(

@@ -233,6 +233,25 @@ FROM documents d WHERE d.id = p.doc_id;
 ";
 
 /// Creates the schema, or checks that this docmill knows the one there.
+/// Added after schema 2 without a version of their own (every statement
+/// is IF NOT EXISTS, and older docmills ignore them): OCR's page columns,
+/// the file's content hash, an OCR job's page list, and the OCR cache (see
+/// the SQLite schema for what each holds).
+const OCR_ADDITIONS: &str = "
+ALTER TABLE pages ADD COLUMN IF NOT EXISTS ocr_confidence REAL;
+ALTER TABLE pages ADD COLUMN IF NOT EXISTS note TEXT;
+ALTER TABLE documents ADD COLUMN IF NOT EXISTS content_hash TEXT;
+ALTER TABLE chunks ADD COLUMN IF NOT EXISTS ocr_pages TEXT;
+CREATE TABLE IF NOT EXISTS ocr_cache (
+    content_hash  TEXT NOT NULL,
+    page          BIGINT NOT NULL,
+    settings_key  TEXT NOT NULL,
+    text          TEXT NOT NULL,
+    confidence    REAL,
+    PRIMARY KEY (content_hash, page, settings_key)
+);
+";
+
 pub(super) fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
@@ -275,6 +294,7 @@ pub(super) fn migrate(client: &mut Client) -> Result<(), StoreError> {
             )?;
         }
     }
+    tx.batch_execute(OCR_ADDITIONS)?;
     tx.commit()?;
     Ok(())
 }

@@ -7,6 +7,7 @@ mod discover;
 mod forget;
 mod jobs;
 mod leases;
+mod ocr;
 mod open;
 mod query;
 mod runs;
@@ -205,7 +206,10 @@ impl SqliteStore {
             }
             tx.pragma_update(None, "user_version", schema::VERSION)?;
             tx.commit()?;
-        } else if !self.has_table("samples")? || !self.has_table("chunks")? {
+        } else if !self.has_table("samples")?
+            || !self.has_table("chunks")?
+            || !self.has_table("ocr_cache")?
+        {
             // A database made before the samples or chunks tables: it only
             // adds tables (every statement is IF NOT EXISTS), so the version
             // stays and older docmills still open it.

@@ -136,4 +136,17 @@ impl Store for SqliteStore {
     fn runs(&mut self) -> Result<Vec<RunRow>, StoreError> {
         Ok(SqliteStore::runs(self)?)
     }
+
+    fn ocr_jobs(&self) -> bool {
+        true
+    }
+
+    fn ocr_cached(
+        &mut self,
+        hash: &str,
+        key: &str,
+        pages: &[u32],
+    ) -> Result<Vec<crate::store::OcrPage>, StoreError> {
+        Ok(SqliteStore::ocr_cached(self, hash, key, pages)?)
+    }
 }
