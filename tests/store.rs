@@ -12,8 +12,8 @@ use common::pg::PgCluster;
 use common::wait_until;
 use docmill::search::{self, SearchRequest};
 use docmill::store::{
-    self, Claim, DocState, Finished, FinishedResult, Found, FoundKind, Merged, RetryPolicy, Store,
-    Written,
+    self, Claim, DocState, Finished, FinishedResult, Found, FoundKind, Merged, OcrFollowUp,
+    OcrPage, RetryPolicy, Store, Written,
 };
 use docmill_protocol::{DocSummary, Format, Outcome, PageFlags, PageRange};
 
@@ -514,8 +514,195 @@ fn chunks_merge_wherever_the_last_one_ends(c: &Case) {
     assert_eq!(pages, (1..=8).collect::<Vec<u64>>());
 }
 
+/// A whole document's text job whose pages 2 and 3 had no text layer:
+/// page 3 came from the OCR cache, and `jobs` are planned for the rest.
+fn flagged(doc: i64, claim: Claim, run: i64, jobs: Vec<Vec<u32>>) -> Finished {
+    let mut f = done(doc, claim, run, &["printed words", "", ""]);
+    let FinishedResult::Done {
+        mut summary,
+        mut pages,
+    } = f.result
+    else {
+        unreachable!()
+    };
+    summary.content_hash = Some("b3hash".into());
+    for p in &mut pages[1..] {
+        p.2.needs_ocr = true;
+    }
+    f.result = FinishedResult::Flagged {
+        summary,
+        pages,
+        ocr: OcrFollowUp {
+            key: "k".into(),
+            cached: vec![ocr_page(3, "cached scanned words", None)],
+            jobs,
+        },
+    };
+    f
+}
+
+fn ocr_page(page: u32, text: &str, failed: Option<&str>) -> OcrPage {
+    OcrPage {
+        page,
+        text: text.into(),
+        flags: PageFlags {
+            needs_ocr: true,
+            ocr: true,
+            failed: failed.is_some(),
+            ..PageFlags::default()
+        },
+        confidence: failed.is_none().then_some(87.5),
+        note: failed.map(str::to_string),
+    }
+}
+
+fn export_lines(s: &mut dyn Store) -> Vec<serde_json::Value> {
+    export(s)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn flagged_pages_keep_their_text_and_say_what_they_lack(c: &Case) {
+    let mut a = c.open();
+    let files = vec![c.file("scan.pdf", "x")];
+    let run = a.begin_run("a", "{}").unwrap();
+    a.upsert_found(&files, run, RetryPolicy::default()).unwrap();
+    let id = ids(a.as_mut())[0];
+    let claim = a.claim(&[id], "a", LONG).unwrap()[0].1;
+    assert_eq!(
+        a.commit(&[flagged(id, claim, run, Vec::new())]).unwrap(),
+        vec![Written::Held]
+    );
+    // The cached page is searchable like any page.
+    assert_eq!(find(a.as_mut(), "scanned", 10).len(), 1);
+    let lines = export_lines(a.as_mut());
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["ocr"], false);
+    assert!(lines[0].get("confidence").is_none());
+    assert_eq!(lines[1]["ocr"], false);
+    assert_eq!(lines[1]["note"], store::NO_TEXT_LAYER);
+    assert_eq!(lines[2]["ocr"], true);
+    assert_eq!(lines[2]["confidence"], 87.5);
+    assert_eq!(lines[2]["text"], "cached scanned words");
+    let st = a.status().unwrap();
+    assert_eq!(st.documents["done"], 1);
+    assert_eq!((st.ocr_pages, st.no_text_pages), (1, 1));
+    assert!(st.no_text_layer[0].path.ends_with("/scan.pdf"));
+    // Nothing recognised by an OCR job yet: the cache is empty.
+    assert!(a.ocr_cached("b3hash", "k", &[2, 3]).unwrap().is_empty());
+}
+
+fn ocr_jobs_replace_pages_fill_the_cache_and_resume(c: &Case) {
+    let mut a = c.open();
+    if !a.ocr_jobs() {
+        return;
+    }
+    let files = [c.file("scan.pdf", "x"), c.file("copy.pdf", "x")];
+    let run = a.begin_run("a", "{}").unwrap();
+    a.upsert_found(&files[..1], run, RetryPolicy::default())
+        .unwrap();
+    let id = ids(a.as_mut())[0];
+    let claim = a.claim(&[id], "a", LONG).unwrap()[0].1;
+    a.commit(&[flagged(id, claim, run, vec![vec![2], vec![3]])])
+        .unwrap();
+    // Split into OCR jobs: not done, each job offered with its pages.
+    let st = a.status().unwrap();
+    assert_eq!((st.documents["split"], st.documents["done"]), (1, 0));
+    let queued: Vec<(Option<PageRange>, Option<Vec<u32>>)> = a
+        .pending()
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.chunk, d.ocr_pages))
+        .collect();
+    assert_eq!(
+        queued,
+        vec![
+            (Some(PageRange { first: 2, last: 2 }), Some(vec![2])),
+            (Some(PageRange { first: 3, last: 3 }), Some(vec![3])),
+        ]
+    );
+    // A run killed while an OCR job ran: only that job is offered again.
+    let c2 = a.claim_chunk(id, 2, "a", LONG).unwrap().unwrap();
+    let ocr_job = |claim: Claim, first: u32, pages: Vec<OcrPage>| Finished {
+        doc: id,
+        chunk: Some(PageRange { first, last: first }),
+        claim,
+        run,
+        attempt: 1,
+        worker_pid: 1,
+        started_ms: 0,
+        ended_ms: 1,
+        result: FinishedResult::Recognised {
+            key: "k".into(),
+            pages,
+        },
+    };
+    assert_eq!(
+        a.commit(&[ocr_job(c2, 2, vec![ocr_page(2, "recognised words", None)])])
+            .unwrap(),
+        vec![Written::Held]
+    );
+    let c3 = a.claim_chunk(id, 3, "a", LONG).unwrap().unwrap();
+    drop(a);
+    let mut a = c.open();
+    assert_eq!(a.recover_interrupted().unwrap(), 1);
+    let offered: Vec<Option<Vec<u32>>> = a
+        .pending()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.ocr_pages)
+        .collect();
+    assert_eq!(offered, vec![Some(vec![3])]);
+    assert!(a
+        .commit(&[ocr_job(c3, 3, vec![ocr_page(3, "x", None)])])
+        .unwrap()
+        .contains(&Written::Lost));
+    let c3 = a.claim_chunk(id, 3, "a", LONG).unwrap().unwrap();
+    // The last job ends with its page failed: the document is partial.
+    let failed_page = ocr_page(3, "", Some("OCR timed out after 60s"));
+    assert_eq!(
+        a.commit(&[ocr_job(c3, 3, vec![failed_page])]).unwrap(),
+        vec![Written::Merged(Merged {
+            status: DocState::Partial,
+            pages: 0
+        })]
+    );
+    let lines = export_lines(a.as_mut());
+    assert_eq!(lines[1]["text"], "recognised words");
+    assert_eq!(lines[1]["ocr"], true);
+    assert_eq!(lines[2]["note"], "OCR timed out after 60s");
+    assert_eq!(find(a.as_mut(), "recognised", 10).len(), 1);
+    let st = a.status().unwrap();
+    assert_eq!(st.documents["partial"], 1);
+    assert_eq!(
+        (st.ocr_pages, st.ocr_failed_pages, st.no_text_pages),
+        (1, 1, 0)
+    );
+    // Recognised pages are cached by content; a failed one is not.
+    let cached = a.ocr_cached("b3hash", "k", &[2, 3]).unwrap();
+    assert_eq!(cached.len(), 1);
+    assert_eq!(
+        (cached[0].page, cached[0].text.as_str()),
+        (2, "recognised words")
+    );
+    assert!(a.ocr_cached("b3hash", "other", &[2]).unwrap().is_empty());
+    // A copy of the file under another name finds it too.
+    a.upsert_found(&files[1..], run, RetryPolicy::default())
+        .unwrap();
+    assert_eq!(a.ocr_cached("b3hash", "k", &[2]).unwrap().len(), 1);
+}
+
 type CaseFn = fn(&Case);
-const CASES: [(&str, CaseFn); 8] = [
+const CASES: [(&str, CaseFn); 10] = [
+    (
+        "flagged_pages_keep_their_text_and_say_what_they_lack",
+        flagged_pages_keep_their_text_and_say_what_they_lack,
+    ),
+    (
+        "ocr_jobs_replace_pages_fill_the_cache_and_resume",
+        ocr_jobs_replace_pages_fill_the_cache_and_resume,
+    ),
     (
         "chunks_merge_wherever_the_last_one_ends",
         chunks_merge_wherever_the_last_one_ends,

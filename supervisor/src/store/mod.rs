@@ -18,12 +18,12 @@ use thiserror::Error;
 use crate::metrics::Snapshot;
 use docmill_protocol::PageRange;
 pub use sqlite::{
-    ErrorRate, ExportError, ExportPage, RunInfo, RunStats, SqliteError, SqliteStore, TierStats,
-    APPLICATION_ID,
+    page_note, tenths, ErrorRate, ExportError, ExportPage, RunInfo, RunStats, SqliteError,
+    SqliteStore, TierStats, APPLICATION_ID, NO_TEXT_LAYER,
 };
 pub use types::{
-    expiry_ms, low_quality_bit, now_ms, Claim, DiscoverCounts, DocState, DocumentMatch, Failure,
-    Finished, FinishedResult, Found, FoundKind, LowQuality, Merged, OcrFollowUp, OcrPage,
+    expiry_ms, low_quality_bit, now_ms, ocr_bits, Claim, DiscoverCounts, DocState, DocumentMatch,
+    Failure, Finished, FinishedResult, Found, FoundKind, LowQuality, Merged, OcrFollowUp, OcrPage,
     PageMatch, PageMatches, PageSearch, QueuedDoc, RetryPolicy, Status, TooNew, Written,
 };
 

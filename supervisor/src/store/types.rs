@@ -398,6 +398,14 @@ pub struct Status {
     pub low_quality_pages: u64,
     /// The documents those pages belong to, in path order.
     pub low_quality: Vec<LowQuality>,
+    /// Pages whose text came from OCR (recognised, or from the OCR cache).
+    pub ocr_pages: u64,
+    /// Pages OCR could not read (each with its note in export).
+    pub ocr_failed_pages: u64,
+    /// Pages without a text layer that were not recognised (OCR off, or no
+    /// OCR engine installed), and their documents, in path order.
+    pub no_text_pages: u64,
+    pub no_text_layer: Vec<LowQuality>,
 }
 
 /// A document indexed with pages of low quality (`PageFlags::low_quality`).
@@ -405,6 +413,20 @@ pub struct Status {
 pub struct LowQuality {
     pub path: String,
     pub pages: u64,
+}
+
+/// The stored `flags` bits of OCR: a page flagged for it, and a page whose
+/// text came from it, as `PageFlags::bits` writes them.
+pub fn ocr_bits() -> (i64, i64) {
+    let needs = PageFlags {
+        needs_ocr: true,
+        ..PageFlags::default()
+    };
+    let ocr = PageFlags {
+        ocr: true,
+        ..PageFlags::default()
+    };
+    (needs.bits(), ocr.bits())
 }
 
 /// The stored `flags` bit of a low-quality page, as `PageFlags::bits`

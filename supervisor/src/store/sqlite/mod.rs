@@ -25,7 +25,7 @@ use super::{now_ms, TooNew};
 
 pub(super) use open::damaged;
 pub use open::APPLICATION_ID;
-pub use query::{ExportError, ExportPage};
+pub use query::{page_note, tenths, ExportError, ExportPage, NO_TEXT_LAYER};
 pub use samples::{ErrorRate, RunInfo, RunStats, TierStats};
 pub use schema::VERSION as SCHEMA_VERSION;
 
