@@ -168,6 +168,8 @@ impl Totals {
             docs_done: self.done,
             docs_failed: self.failed + self.quarantined,
             pages_done: self.pages,
+            ocr_pages_done: self.ocr_pages,
+            ocr_pages_cached: self.ocr_cached,
         }
     }
 
