@@ -14,11 +14,13 @@ use serde::Serialize;
 /// How long `tesseract --version` or `--list-langs` may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The default `--ocr-page-timeout`. Tesseract 5.3 on one thread took up
-/// to about 6 s for the densest scanned page of the sample corpus at 300
-/// dpi, on a loaded two-core machine; ten times that leaves room for a
-/// busier machine and a larger page, and a page that takes longer costs
-/// only itself.
+/// The default `--ocr-page-timeout`. Tesseract 5.3 on one thread
+/// (`OMP_THREAD_LIMIT=1`), on the sample corpus's 22 scanned pages rendered
+/// at 300 dpi by `mutool draw`, took 10.8 s at most
+/// (`pdfjs-issue7229-scanned-form.pdf`, page 1; the next slowest 8.4 s) on
+/// a two-core machine under a load of 6. A minute is
+/// over five times the slowest, for a busier machine or a denser page; a
+/// page that takes longer costs only itself.
 pub const OCR_PAGE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `--ocr-dpi` bounds: under 70 dpi Tesseract reads little of ordinary
