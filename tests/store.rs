@@ -643,22 +643,29 @@ fn ocr_jobs_replace_pages_fill_the_cache_and_resume(c: &Case) {
             .unwrap(),
         vec![Written::Held]
     );
-    let c3 = a.claim_chunk(id, 3, "a", LONG).unwrap().unwrap();
+    // The run holding the last job dies: once its lease expires, only that
+    // job is offered again.
+    let stale = a.claim_chunk(id, 3, "a", SHORT).unwrap().unwrap();
     drop(a);
     let mut a = c.open();
-    assert_eq!(a.recover_interrupted().unwrap(), 1);
-    let offered: Vec<Option<Vec<u32>>> = a
-        .pending()
-        .unwrap()
-        .into_iter()
-        .map(|d| d.ocr_pages)
-        .collect();
-    assert_eq!(offered, vec![Some(vec![3])]);
-    assert!(a
-        .commit(&[ocr_job(c3, 3, vec![ocr_page(3, "x", None)])])
-        .unwrap()
-        .contains(&Written::Lost));
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            let offered: Vec<Option<Vec<u32>>> = a
+                .pending()
+                .unwrap()
+                .into_iter()
+                .map(|d| d.ocr_pages)
+                .collect();
+            offered == vec![Some(vec![3])]
+        }),
+        "the OCR job of a dead run was not offered again"
+    );
     let c3 = a.claim_chunk(id, 3, "a", LONG).unwrap().unwrap();
+    assert_eq!(
+        a.commit(&[ocr_job(stale, 3, vec![ocr_page(3, "x", None)])])
+            .unwrap(),
+        vec![Written::Lost]
+    );
     // The last job ends with its page failed: the document is partial.
     let failed_page = ocr_page(3, "", Some("OCR timed out after 60s"));
     assert_eq!(

@@ -101,10 +101,21 @@ pub(super) fn write_chunk(
     let first = i64::from(range.first);
     let token = job.claim.token;
     let n = match &job.result {
-        // OCR jobs are not planned on this store (`Store::ocr_jobs`); a
-        // text chunk's OCR follow-up is only its cached pages, written with
-        // the merge's pages.
-        FinishedResult::Recognised { .. } => 0,
+        FinishedResult::Recognised { key, pages } => {
+            let n = tx.execute(
+                &format!(
+                    "UPDATE chunks SET status = 'done', outcome = 'done', reason = NULL,
+                         engine = 'tesseract', lease_owner = NULL, lease_expires = NULL,
+                         updated_ms = {NOW_MS}
+                     WHERE doc_id = $1 AND first = $2 AND lease_token = $3 AND status = 'running'"
+                ),
+                &[&job.doc, &first, &token],
+            )?;
+            if n == 1 {
+                super::ocr::recognised(tx, job.doc, key, pages)?;
+            }
+            n
+        }
         FinishedResult::Done { summary, pages }
         | FinishedResult::Flagged { summary, pages, .. } => {
             let [title, author, language] = summary_texts(summary);
@@ -192,7 +203,12 @@ pub(super) fn write_chunk(
             &first,
         ],
     )?;
-    Ok(match merge(tx, job.doc)? {
+    let merged = if super::ocr::has_ocr_jobs(tx, job.doc)? {
+        super::ocr::merge(tx, job.doc)?
+    } else {
+        merge(tx, job.doc)?
+    };
+    Ok(match merged {
         Some(m) => Written::Merged(m),
         None => Written::Held,
     })

@@ -200,7 +200,7 @@ impl Store for PgStore {
     }
 
     fn ocr_jobs(&self) -> bool {
-        false
+        true
     }
 
     fn begin_run(&mut self, owner: &str, options: &str) -> Result<i64, StoreError> {
