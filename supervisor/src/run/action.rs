@@ -53,6 +53,14 @@ pub enum Action {
     Scaled { from: u32, to: u32, reason: String },
     /// Look for work in the shared store; answered by `Event::Polled`.
     Poll,
+    /// A split document whose text chunks merged done had pages flagged:
+    /// write its cached pages and turn it into OCR jobs; answered by
+    /// `Event::OcrPlanned`.
+    PlanOcr {
+        doc: i64,
+        hash: String,
+        ocr: crate::store::OcrFollowUp,
+    },
     /// Read the OCR cache for `pages` of the file whose content hash is
     /// `hash`, under the settings `key`; answered by `Event::OcrCached`.
     OcrLookup {
@@ -200,6 +208,12 @@ impl fmt::Display for Action {
             Action::Sample => write!(f, "sample"),
             Action::Scaled { from, to, .. } => write!(f, "scaled {from}->{to}"),
             Action::Poll => write!(f, "poll"),
+            Action::PlanOcr { doc, ocr, .. } => write!(
+                f,
+                "plan-ocr {doc} cached={} jobs={}",
+                ocr.cached.len(),
+                ocr.jobs.len()
+            ),
             Action::OcrLookup { doc, pages, .. } => {
                 write!(f, "ocr-lookup {doc} pages={}", page_list(pages))
             }

@@ -221,6 +221,10 @@ impl<'a, S: Sampler> Driver<'a, S> {
                 };
                 Some(Event::Claimed { claim })
             }
+            Action::PlanOcr { doc, hash, ocr } => Some(Event::OcrPlanned {
+                doc,
+                planned: store.plan_ocr(doc, &hash, &ocr)?,
+            }),
             Action::OcrLookup {
                 doc,
                 hash,

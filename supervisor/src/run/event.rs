@@ -110,6 +110,11 @@ pub enum Event {
         more: Vec<QueuedDoc>,
         held_elsewhere: u64,
     },
+    /// The answer to `Action::PlanOcr`: whether the OCR jobs were stored.
+    OcrPlanned {
+        doc: i64,
+        planned: bool,
+    },
     /// The answer to `Action::OcrLookup`: the pages the OCR cache held.
     OcrCached {
         doc: i64,

@@ -167,6 +167,12 @@ pub struct State {
     ocr_lookups: HashMap<i64, ocr::Lookup>,
     /// OCR jobs planned by a text job's result, queued once it is stored.
     ocr_waiting: HashMap<i64, Vec<QueuedDoc>>,
+    /// Pages flagged by the text chunks of split documents, by document.
+    chunk_flags: HashMap<i64, ocr::ChunkFlags>,
+    /// Split documents whose text merged, waiting for the OCR cache.
+    after_merge: HashMap<i64, ocr::ChunkFlags>,
+    /// Documents counted done when their text merged, now in OCR jobs.
+    recounted: HashSet<i64>,
 }
 
 impl State {
@@ -211,6 +217,9 @@ impl State {
             unreported: None,
             ocr_lookups: HashMap::new(),
             ocr_waiting: HashMap::new(),
+            chunk_flags: HashMap::new(),
+            after_merge: HashMap::new(),
+            recounted: HashSet::new(),
         }
     }
 
@@ -304,6 +313,7 @@ impl State {
             }
             Event::Claimed { claim } => self.claimed(claim),
             Event::OcrCached { doc, pages } => self.ocr_cached(doc, pages),
+            Event::OcrPlanned { doc, planned } => self.ocr_planned(doc, planned),
             Event::Committed { batch, written } => self.committed(batch, written),
             Event::SplitWritten { planned } => self.split_written(planned),
             Event::Polled {

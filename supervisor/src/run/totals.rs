@@ -66,6 +66,8 @@ pub enum Fact {
         job: Committed,
         written: Written,
     },
+    /// Pages read from the OCR cache for a document split before.
+    OcrCached(u64),
 }
 
 /// What the run remembers of a job it sent to be written, to count it once
@@ -114,6 +116,7 @@ impl Totals {
                 *self.outcomes.entry(outcome.as_str().into()).or_default() += 1;
             }
             Fact::Written { job, written } => self.written(&job, &written),
+            Fact::OcrCached(n) => self.ocr_cached += n,
         }
     }
 

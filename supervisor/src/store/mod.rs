@@ -188,6 +188,11 @@ pub trait Store {
     /// flagged pages to recognise); else flagged pages are read from the
     /// OCR cache only.
     fn ocr_jobs(&self) -> bool;
+    /// A document whose text chunks merged done, with pages flagged for
+    /// OCR: writes its content hash and cached pages and, when `ocr.jobs`
+    /// is not empty, makes it `split` into those OCR jobs; false (nothing
+    /// written) when it is no longer done.
+    fn plan_ocr(&mut self, doc: i64, hash: &str, ocr: &OcrFollowUp) -> Result<bool, StoreError>;
     /// The OCR text the cache holds for `pages` of the file whose content
     /// hash is `hash`, recognised under the settings `key`; pages it does
     /// not hold are left out.

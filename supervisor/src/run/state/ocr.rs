@@ -22,6 +22,16 @@ pub(super) struct Lookup {
     pid: u32,
 }
 
+/// Pages flagged by the text chunks of a split document, recognised once
+/// its text has merged.
+#[derive(Debug)]
+pub(super) struct ChunkFlags {
+    doc: QueuedDoc,
+    hash: String,
+    page_total: u32,
+    pages: Vec<u32>,
+}
+
 /// The pages of a text job flagged for OCR, ascending.
 fn flagged(pages: &[(u32, String, PageFlags)]) -> Vec<u32> {
     let mut out: Vec<u32> = pages
@@ -46,10 +56,31 @@ impl State {
         pid: u32,
     ) -> Option<(InFlight, DocSummary)> {
         let pages = flagged(&job.pages);
-        let wanted = self.cfg.ocr.recognise && job.doc.chunk.is_none() && !pages.is_empty();
+        let wanted = self.cfg.ocr.recognise && !pages.is_empty();
         let Some(hash) = summary.content_hash.clone().filter(|_| wanted) else {
             return Some((job, summary));
         };
+        if job.doc.chunk.is_some() && !self.cfg.ocr_jobs {
+            return Some((job, summary));
+        }
+        if job.doc.chunk.is_some() {
+            // A chunk of a long document: its text is written as it is, and
+            // its flagged pages wait for the document's text to merge, when
+            // they are shared by the workers with every other chunk's.
+            let entry = self.chunk_flags.entry(job.doc.id).or_insert_with(|| {
+                let mut doc = job.doc.clone();
+                doc.chunk = None;
+                doc.sched_size = doc.size;
+                ChunkFlags {
+                    doc,
+                    hash,
+                    page_total: summary.page_count,
+                    pages: Vec::new(),
+                }
+            });
+            entry.pages.extend(pages);
+            return Some((job, summary));
+        }
         self.out.push(Action::OcrLookup {
             doc: job.doc.id,
             hash,
@@ -61,10 +92,76 @@ impl State {
         None
     }
 
+    /// A split document's text merged: if it is done and its chunks
+    /// flagged pages, the cache is asked for them, and `ocr_cached` plans
+    /// the rest. Returns whether the document's done was counted before
+    /// (its OCR jobs then end it without counting it again).
+    pub(super) fn text_merged(&mut self, doc: i64, done: bool) -> bool {
+        let counted = self.recounted.remove(&doc);
+        let Some(flags) = self.chunk_flags.remove(&doc) else {
+            return counted;
+        };
+        if !done {
+            return counted;
+        }
+        let mut pages = flags.pages.clone();
+        pages.sort_unstable();
+        pages.dedup();
+        self.out.push(Action::OcrLookup {
+            doc,
+            hash: flags.hash.clone(),
+            key: self.cfg.ocr.settings_key(),
+            pages,
+        });
+        self.after_merge.insert(doc, flags);
+        counted
+    }
+
+    /// The cache answered for a split document whose text merged: the
+    /// store writes the cached pages and the OCR jobs for the rest, queued
+    /// once it has (`Event::OcrPlanned`).
+    fn plan_after_merge(&mut self, flags: ChunkFlags, cached: Vec<OcrPage>) {
+        let have: HashSet<u32> = cached.iter().map(|p| p.page).collect();
+        let mut missing: Vec<u32> = flags
+            .pages
+            .iter()
+            .copied()
+            .filter(|p| !have.contains(p))
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        let jobs = plan_ocr(&missing, self.target);
+        let id = flags.doc.id;
+        if !jobs.is_empty() {
+            let queued = jobs
+                .iter()
+                .map(|pages| ocr_job(&flags.doc, flags.page_total, pages))
+                .collect();
+            self.ocr_waiting.insert(id, queued);
+            self.recounted.insert(id);
+        }
+        self.totals
+            .record(crate::run::totals::Fact::OcrCached(cached.len() as u64));
+        let ocr = OcrFollowUp {
+            key: self.cfg.ocr.settings_key(),
+            cached,
+            jobs,
+        };
+        self.out.push(Action::PlanOcr {
+            doc: id,
+            hash: flags.hash,
+            ocr,
+        });
+    }
+
     /// The cache answered: its pages are written with the text job, and the
     /// others are planned as OCR jobs across the run's workers (when the
     /// store takes them), queued once that commit has stored them.
     pub(super) fn ocr_cached(&mut self, doc: i64, cached: Vec<OcrPage>) {
+        if let Some(flags) = self.after_merge.remove(&doc) {
+            self.plan_after_merge(flags, cached);
+            return;
+        }
         let Some(Lookup {
             mut job,
             summary,
@@ -174,10 +271,13 @@ impl State {
         self.push_result(job.ending(pid), result);
     }
 
-    /// Whether OCR jobs wait for a commit to store them: the run must not
-    /// end before they are queued.
+    /// Whether OCR jobs may follow a commit not yet written (or wait for
+    /// one to store them): the run must not end before they are queued.
     pub(super) fn ocr_pending(&self) -> bool {
-        !self.ocr_waiting.is_empty() || !self.ocr_lookups.is_empty()
+        !self.ocr_waiting.is_empty()
+            || !self.ocr_lookups.is_empty()
+            || !self.after_merge.is_empty()
+            || (!self.chunk_flags.is_empty() && !self.batch.is_empty())
     }
 }
 

@@ -41,6 +41,10 @@ pub(super) struct Batch {
 }
 
 impl Batch {
+    pub(super) fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
     pub(super) fn due(&self, now: Instant) -> bool {
         self.jobs.len() >= COMMIT_JOBS
             || self.bytes >= COMMIT_BYTES
@@ -302,6 +306,18 @@ impl State {
                 Written::Held => {}
             }
             self.ocr_planned(job.doc, written != Written::Lost);
+            let written = match written {
+                Written::Merged(m) => {
+                    let done = m.status == DocState::Done;
+                    if self.text_merged(job.doc, done) {
+                        // Counted when its text merged.
+                        Written::Held
+                    } else {
+                        Written::Merged(m)
+                    }
+                }
+                other => other,
+            };
             self.totals.record(Fact::Written { job, written });
         }
     }

@@ -199,6 +199,15 @@ impl Store for PgStore {
         PgStore::ocr_cached(self, hash, key, pages)
     }
 
+    fn plan_ocr(
+        &mut self,
+        doc: i64,
+        hash: &str,
+        ocr: &crate::store::OcrFollowUp,
+    ) -> Result<bool, StoreError> {
+        PgStore::plan_ocr(self, doc, hash, ocr)
+    }
+
     fn ocr_jobs(&self) -> bool {
         true
     }

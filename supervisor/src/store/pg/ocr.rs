@@ -8,7 +8,7 @@ use postgres::Transaction;
 
 use super::{pg_text, PgStore, NOW_MS};
 use crate::store::rules::ocr as rules;
-use crate::store::{DocState, Finished, FinishedResult, Merged, OcrPage, StoreError};
+use crate::store::{DocState, Finished, FinishedResult, Merged, OcrFollowUp, OcrPage, StoreError};
 
 impl PgStore {
     /// See `Store::ocr_cached`.
@@ -38,6 +38,36 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// See `Store::plan_ocr`: the merged text chunks give way to the OCR
+    /// jobs (their pages stay). The document's row is locked first, as a
+    /// chunk's commit locks it.
+    pub(super) fn plan_ocr(
+        &mut self,
+        doc: i64,
+        hash: &str,
+        ocr: &OcrFollowUp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.client.transaction()?;
+        let done = tx
+            .query_opt(
+                "SELECT status = 'done' FROM documents WHERE id = $1 FOR UPDATE",
+                &[&doc],
+            )?
+            .is_some_and(|r| r.get::<_, bool>(0));
+        if done {
+            tx.execute("DELETE FROM chunks WHERE doc_id = $1 AND merged", &[&doc])?;
+            tx.execute(
+                "UPDATE documents SET content_hash = $1 WHERE id = $2",
+                &[&hash, &doc],
+            )?;
+            plan(&mut tx, doc, ocr)?;
+        }
+        tx.commit()?;
+        Ok(done)
+    }
+}
+
 /// After a whole document's text job was written: its content hash, the
 /// pages the OCR cache held, over the rows just written, and its OCR jobs:
 /// the document is `split` until they end.
@@ -50,6 +80,12 @@ pub(super) fn follow_up(tx: &mut Transaction<'_>, job: &Finished) -> Result<(), 
         "UPDATE documents SET content_hash = $1 WHERE id = $2",
         &[&summary.content_hash, &doc],
     )?;
+    plan(tx, doc, ocr)
+}
+
+/// Writes the cached pages and, when there are OCR jobs, makes the
+/// document `split` into them.
+fn plan(tx: &mut Transaction<'_>, doc: i64, ocr: &OcrFollowUp) -> Result<(), postgres::Error> {
     for p in &ocr.cached {
         write_page(tx, doc, p)?;
     }

@@ -11,6 +11,34 @@ use crate::store::rules::ocr as rules;
 use crate::store::{now_ms, DocState, Merged, OcrFollowUp, OcrPage};
 
 impl SqliteStore {
+    /// See `Store::plan_ocr`: the merged text chunks give way to the OCR
+    /// jobs (their pages stay).
+    pub fn plan_ocr(
+        &mut self,
+        doc: i64,
+        hash: &str,
+        ocr: &OcrFollowUp,
+    ) -> Result<bool, SqliteError> {
+        let tx = self.conn.transaction()?;
+        let done = tx
+            .query_row(
+                "SELECT status = 'done' FROM documents WHERE id = ?1",
+                params![doc],
+                |r| r.get::<_, bool>(0),
+            )
+            .optional()?
+            .unwrap_or(false);
+        if done {
+            tx.execute(
+                "DELETE FROM chunks WHERE doc_id = ?1 AND merged = 1",
+                params![doc],
+            )?;
+            follow_up(&tx, doc, true, Some(hash), ocr)?;
+        }
+        tx.commit()?;
+        Ok(done)
+    }
+
     /// See `Store::ocr_cached`.
     pub fn ocr_cached(
         &self,

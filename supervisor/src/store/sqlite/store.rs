@@ -137,6 +137,15 @@ impl Store for SqliteStore {
         Ok(SqliteStore::runs(self)?)
     }
 
+    fn plan_ocr(
+        &mut self,
+        doc: i64,
+        hash: &str,
+        ocr: &crate::store::OcrFollowUp,
+    ) -> Result<bool, StoreError> {
+        Ok(SqliteStore::plan_ocr(self, doc, hash, ocr)?)
+    }
+
     fn ocr_jobs(&self) -> bool {
         true
     }

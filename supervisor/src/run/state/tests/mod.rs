@@ -164,6 +164,7 @@ impl World {
                 Some(Event::Committed { batch, written })
             }
             Action::Split { .. } => Some(Event::SplitWritten { planned: true }),
+            Action::PlanOcr { doc, .. } => Some(Event::OcrPlanned { doc, planned: true }),
             Action::OcrLookup { doc, pages, .. } => Some(Event::OcrCached {
                 doc,
                 pages: pages

@@ -313,3 +313,92 @@ fn a_store_without_ocr_jobs_still_reads_the_cache() {
     assert_eq!(w.totals().done, 1);
     assert_eq!(w.totals().ocr_cached, 1);
 }
+
+#[test]
+fn a_long_documents_flagged_pages_are_recognised_once_its_text_merged() {
+    // The cache holds page 3.
+    let chunk = |first, last| {
+        let mut d = doc(1, Format::Pdf);
+        d.page_total = 4;
+        d.set_chunk(docmill_protocol::PageRange { first, last });
+        d
+    };
+    let mut w = World::new(ocr_config(), vec![chunk(1, 2), chunk(3, 4)], 2);
+    w.ocr_cache = vec![3];
+    w.written = [
+        Written::Held,
+        Written::Merged(crate::store::Merged {
+            status: crate::store::DocState::Done,
+            pages: 4,
+        }),
+    ]
+    .into();
+    w.play(vec![
+        (
+            0,
+            Event::Tick,
+            &[
+                "spawn 1024MiB",
+                "spawn 1024MiB",
+                "claim 1@1",
+                "send w1 job1 /d/1.pdf attempt=1 builtin pages=1-2",
+                "claim 1@3",
+                "send w2 job2 /d/1.pdf attempt=1 builtin pages=3-4",
+            ],
+        ),
+        (10, text_page(1, 1, 1, false), &[]),
+        (11, text_page(1, 1, 2, true), &[]),
+        (12, done_hashed(1, 1, 4), &[]),
+        (20, text_page(2, 2, 3, true), &[]),
+        (21, text_page(2, 2, 4, true), &[]),
+        (22, done_hashed(2, 2, 4), &[]),
+        // The text merges done; then the cache is asked for the flagged
+        // pages of both chunks, and the rest become OCR jobs.
+        (
+            300,
+            Event::Tick,
+            &[
+                "commit [1@1 done pages=2, 1@3 done pages=2]",
+                "ocr-lookup 1 pages=2,3,4",
+                "plan-ocr 1 cached=1 jobs=2",
+            ],
+        ),
+        (
+            310,
+            Event::Tick,
+            &[
+                "claim 1@2",
+                "send w1 job3 /d/1.pdf attempt=1 builtin pages=2-2 ocr=2",
+                "claim 1@4",
+                "send w2 job4 /d/1.pdf attempt=1 builtin pages=4-4 ocr=4",
+            ],
+        ),
+        (400, ocr_page(1, 3, 2, None), &[]),
+        (401, done(1, 3), &[]),
+        (410, ocr_page(2, 4, 4, None), &[]),
+        (411, done(2, 4), &[]),
+    ]);
+    w.written = [
+        Written::Merged(crate::store::Merged {
+            status: crate::store::DocState::Done,
+            pages: 0,
+        }),
+        Written::Held,
+    ]
+    .into();
+    w.play(vec![(
+        700,
+        Event::Tick,
+        &[
+            "commit [1@2 recognised pages=1, 1@4 recognised pages=1]",
+            "end",
+        ],
+    )]);
+    let t = w.totals();
+    assert_eq!(
+        (t.done, t.pages),
+        (1, 4),
+        "counted once, when its text merged"
+    );
+    assert_eq!((t.ocr_pages, t.ocr_cached), (2, 1));
+}
