@@ -700,8 +700,76 @@ fn ocr_jobs_replace_pages_fill_the_cache_and_resume(c: &Case) {
     assert_eq!(a.ocr_cached("b3hash", "k", &[2]).unwrap().len(), 1);
 }
 
+fn a_merged_long_document_becomes_ocr_jobs(c: &Case) {
+    let mut a = c.open();
+    let files = [c.file("book.pdf", "x")];
+    let run = a.begin_run("a", "{}").unwrap();
+    a.upsert_found(&files, run, RetryPolicy::default()).unwrap();
+    let id = ids(a.as_mut())[0];
+    let claim = a.claim(&[id], "a", LONG).unwrap()[0].1;
+    let ranges = [
+        PageRange { first: 1, last: 2 },
+        PageRange { first: 3, last: 4 },
+    ];
+    assert!(a.split(id, claim, 4, &ranges).unwrap());
+    for r in ranges {
+        let c = a.claim_chunk(id, r.first, "a", LONG).unwrap().unwrap();
+        a.commit(&[chunk_done(id, c, run, r, 4)]).unwrap();
+    }
+    assert_eq!(a.status().unwrap().documents["done"], 1);
+    let plan = OcrFollowUp {
+        key: "k".into(),
+        cached: vec![ocr_page(2, "cached words", None)],
+        jobs: vec![vec![3], vec![4]],
+    };
+    assert!(a.plan_ocr(id, "bookhash", &plan).unwrap());
+    let offered: Vec<Option<Vec<u32>>> = a
+        .pending()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.ocr_pages)
+        .collect();
+    assert_eq!(offered, vec![Some(vec![3]), Some(vec![4])]);
+    assert_eq!(a.status().unwrap().documents["split"], 1);
+    // The text pages stay searchable while the OCR jobs run.
+    assert_eq!(find(a.as_mut(), "page", 10).len(), 1);
+    assert_eq!(find(a.as_mut(), "cached", 10).len(), 1);
+    for p in [3, 4] {
+        let c = a.claim_chunk(id, p, "a", LONG).unwrap().unwrap();
+        a.commit(&[Finished {
+            doc: id,
+            chunk: Some(PageRange { first: p, last: p }),
+            claim: c,
+            run,
+            attempt: 1,
+            worker_pid: 1,
+            started_ms: 0,
+            ended_ms: 1,
+            result: FinishedResult::Recognised {
+                key: "k".into(),
+                pages: vec![ocr_page(p, &format!("recognised {p}"), None)],
+            },
+        }])
+        .unwrap();
+    }
+    let st = a.status().unwrap();
+    assert_eq!((st.documents["done"], st.documents["split"]), (1, 0));
+    let ocr: Vec<bool> = export_lines(a.as_mut())
+        .iter()
+        .map(|l| l["ocr"] == true)
+        .collect();
+    assert_eq!(ocr, [false, true, true, true]);
+    assert_eq!(a.ocr_cached("bookhash", "k", &[3, 4]).unwrap().len(), 2);
+    // A document no longer done is left alone.
+    assert!(!a.plan_ocr(id + 1000, "h", &plan).unwrap());
+}
+
 type CaseFn = fn(&Case);
-const CASES: [(&str, CaseFn); 10] = [
+const CASES: [(&str, CaseFn); 11] = [
+    (
+        "a_merged_long_document_becomes_ocr_jobs",
+        a_merged_long_document_becomes_ocr_jobs,
+    ),
     (
         "flagged_pages_keep_their_text_and_say_what_they_lack",
         flagged_pages_keep_their_text_and_say_what_they_lack,
