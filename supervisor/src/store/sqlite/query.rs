@@ -17,11 +17,11 @@ pub struct ExportPage<'a> {
     pub path: &'a str,
     pub page: u32,
     pub text: &'a str,
+    /// Whether the text came from OCR.
+    pub ocr: bool,
     /// Written only when set, so that other pages export as before.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub low_quality: bool,
-    /// Whether the text came from OCR.
-    pub ocr: bool,
     /// OCR's mean word confidence (0-100), where the engine gave one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
