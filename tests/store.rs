@@ -682,6 +682,11 @@ fn ocr_jobs_replace_pages_fill_the_cache_and_resume(c: &Case) {
     assert_eq!(find(a.as_mut(), "recognised", 10).len(), 1);
     let st = a.status().unwrap();
     assert_eq!(st.documents["partial"], 1);
+    let why = &st.failures[0].reason;
+    assert!(
+        why.contains("page 3: OCR timed out after 60s"),
+        "status names the page: {why}"
+    );
     assert_eq!(
         (st.ocr_pages, st.ocr_failed_pages, st.no_text_pages),
         (1, 1, 0)

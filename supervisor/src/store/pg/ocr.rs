@@ -169,18 +169,23 @@ pub(super) fn merge(tx: &mut Transaction<'_>, doc: i64) -> Result<Option<Merged>
             pages: rules::parse_page_list(&r.get::<_, Option<String>>(2).unwrap_or_default()),
         })
         .collect();
+    // Pages OCR could not read (a text page that failed is not OCR's).
     let failed_bit = docmill_protocol::PageFlags {
         failed: true,
+        ocr: true,
         ..Default::default()
     }
     .bits();
-    let failed_pages = tx
-        .query_one(
-            "SELECT count(*) FROM pages WHERE doc_id = $1 AND flags & $2 != 0",
+    let failed_pages: Vec<(u32, String)> = tx
+        .query(
+            "SELECT page, coalesce(note, '') FROM pages
+             WHERE doc_id = $1 AND flags & $2 = $2 ORDER BY page",
             &[&doc, &failed_bit],
         )?
-        .get::<_, i64>(0) as u64;
-    let Some(end) = rules::merge(&jobs, failed_pages) else {
+        .iter()
+        .map(|r| (r.get::<_, i64>(0) as u32, r.get(1)))
+        .collect();
+    let Some(end) = rules::merge(&jobs, &failed_pages) else {
         return Ok(None);
     };
     for (page, note) in &end.failed_pages {

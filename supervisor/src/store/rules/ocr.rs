@@ -68,10 +68,10 @@ pub struct OcrEnd {
 }
 
 /// None while an OCR job is still to run; else the document is done, or
-/// partial when a job failed (its pages failing with its reason) or
-/// `failed_pages` pages already failed inside their jobs (each with its own
-/// note). The text the document has is indexed either way.
-pub fn merge(jobs: &[Ended], failed_pages: u64) -> Option<OcrEnd> {
+/// partial when a job failed (its pages failing with its reason) or pages
+/// failed inside their jobs (`failed_pages`: each with its note). The text
+/// the document has is indexed either way; the reason names the pages.
+pub fn merge(jobs: &[Ended], failed_pages: &[(u32, String)]) -> Option<OcrEnd> {
     let open = jobs.iter().any(|j| {
         !matches!(
             j.state,
@@ -95,7 +95,7 @@ pub fn merge(jobs: &[Ended], failed_pages: u64) -> Option<OcrEnd> {
             j.pages.iter().map(move |p| (*p, note.clone()))
         })
         .collect();
-    let lost = failed_pages + failed_pages_list.len() as u64;
+    let lost = failed_pages.len() as u64 + failed_pages_list.len() as u64;
     if lost == 0 {
         return Some(OcrEnd {
             state: DocState::Done,
@@ -104,30 +104,27 @@ pub fn merge(jobs: &[Ended], failed_pages: u64) -> Option<OcrEnd> {
             failed_pages: Vec::new(),
         });
     }
-    let reasons: Vec<String> = failed
+    let mut reasons: Vec<String> = failed_pages
         .iter()
-        .map(|j| {
-            let (a, b) = (j.pages[0], j.pages[j.pages.len() - 1]);
-            let pages = if a == b {
-                format!("page {a}")
-            } else {
-                format!("pages {a}-{b}")
-            };
-            format!(
-                "{pages}: {}",
-                j.reason.as_deref().unwrap_or("the OCR job failed")
-            )
-        })
+        .map(|(p, note)| format!("page {p}: {note}"))
         .collect();
+    reasons.extend(failed.iter().map(|j| {
+        let (a, b) = (j.pages[0], j.pages[j.pages.len() - 1]);
+        let pages = if a == b {
+            format!("page {a}")
+        } else {
+            format!("pages {a}-{b}")
+        };
+        format!(
+            "{pages}: {}",
+            j.reason.as_deref().unwrap_or("the OCR job failed")
+        )
+    }));
     let what = format!("OCR could not read {lost} page(s)");
     Some(OcrEnd {
         state: DocState::Partial,
         outcome: Outcome::Done.as_str().to_string(),
-        reason: Some(if reasons.is_empty() {
-            format!("{what} (each is named in export with its note)")
-        } else {
-            one_line_list(&what, &reasons)
-        }),
+        reason: Some(one_line_list(&what, &reasons)),
         failed_pages: failed_pages_list,
     })
 }
@@ -157,29 +154,33 @@ mod tests {
         use DocState::*;
         let done = |p: &[u32]| job(Done, p, None);
         // Still running or pending: not yet.
-        assert_eq!(merge(&[done(&[1]), job(Pending, &[2], None)], 0), None);
-        assert_eq!(merge(&[done(&[1]), job(Running, &[2], None)], 0), None);
+        assert_eq!(merge(&[done(&[1]), job(Pending, &[2], None)], &[]), None);
+        assert_eq!(merge(&[done(&[1]), job(Running, &[2], None)], &[]), None);
         let unknown = Ended {
             state: None,
             reason: None,
             pages: vec![3],
         };
-        assert_eq!(merge(&[unknown], 0), None);
+        assert_eq!(merge(&[unknown], &[]), None);
         // All done: done.
-        let end = merge(&[done(&[1, 2]), done(&[5])], 0).unwrap();
+        let end = merge(&[done(&[1, 2]), done(&[5])], &[]).unwrap();
         assert_eq!(end.state, Done);
         assert!(end.failed_pages.is_empty());
         // A page that failed inside its job: partial.
-        let end = merge(&[done(&[1, 2])], 1).unwrap();
+        let timed_out = [(2, "OCR timed out after 60s".to_string())];
+        let end = merge(&[done(&[1, 2])], &timed_out).unwrap();
         assert_eq!(end.state, Partial);
-        assert!(end.reason.unwrap().contains("1 page(s)"));
+        assert_eq!(
+            end.reason.unwrap(),
+            "OCR could not read 1 page(s): page 2: OCR timed out after 60s"
+        );
         // A job that failed: its pages fail with its reason.
         let end = merge(
             &[
                 done(&[1]),
                 job(Quarantined, &[4, 5, 6], Some("the worker crashed")),
             ],
-            0,
+            &[],
         )
         .unwrap();
         assert_eq!(end.state, Partial);

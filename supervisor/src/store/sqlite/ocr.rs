@@ -177,17 +177,22 @@ pub(super) fn merge(tx: &Transaction<'_>, doc: i64) -> Result<Option<Merged>, Sq
         })?;
         rows.collect::<Result<_, _>>()?
     };
+    // Pages OCR could not read (a text page that failed is not OCR's).
     let failed_bit = PageFlags {
         failed: true,
+        ocr: true,
         ..PageFlags::default()
     }
     .bits();
-    let failed_pages: u64 = tx.query_row(
-        "SELECT count(*) FROM pages WHERE doc_id = ?1 AND flags & ?2 != 0",
-        params![doc, failed_bit],
-        |r| r.get::<_, i64>(0),
-    )? as u64;
-    let Some(end) = rules::merge(&jobs, failed_pages) else {
+    let failed_pages: Vec<(u32, String)> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT page, coalesce(note, '') FROM pages
+             WHERE doc_id = ?1 AND flags & ?2 = ?2 ORDER BY page",
+        )?;
+        let rows = stmt.query_map(params![doc, failed_bit], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let Some(end) = rules::merge(&jobs, &failed_pages) else {
         return Ok(None);
     };
     for (page, note) in &end.failed_pages {
