@@ -294,7 +294,23 @@ pub(super) fn migrate(client: &mut Client) -> Result<(), StoreError> {
             )?;
         }
     }
-    tx.batch_execute(OCR_ADDITIONS)?;
+    // ALTER TABLE takes its table's strongest lock even when the column is
+    // there, and would wait on any supervisor in a transaction (one that
+    // is paused, say): the additions run only when something is missing.
+    let complete: bool = tx
+        .query_one(
+            "SELECT to_regclass('ocr_cache') IS NOT NULL AND (
+                 SELECT count(*) FROM information_schema.columns
+                 WHERE table_schema = current_schema()
+                   AND (table_name, column_name) IN (('pages', 'ocr_confidence'),
+                       ('pages', 'note'), ('documents', 'content_hash'), ('chunks', 'ocr_pages'))
+             ) = 4",
+            &[],
+        )?
+        .get(0);
+    if !complete {
+        tx.batch_execute(OCR_ADDITIONS)?;
+    }
     tx.commit()?;
     Ok(())
 }
