@@ -297,7 +297,16 @@ pub(super) fn migrate(client: &mut Client) -> Result<(), StoreError> {
     // ALTER TABLE takes its table's strongest lock even when the column is
     // there, and would wait on any supervisor in a transaction (one that
     // is paused, say): the additions run only when something is missing.
-    let complete: bool = tx
+    if !has_ocr_additions(&mut tx)? {
+        tx.batch_execute(OCR_ADDITIONS)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Whether the OCR additions are there (see `OCR_ADDITIONS`).
+fn has_ocr_additions(client: &mut impl postgres::GenericClient) -> Result<bool, postgres::Error> {
+    Ok(client
         .query_one(
             "SELECT to_regclass('ocr_cache') IS NOT NULL AND (
                  SELECT count(*) FROM information_schema.columns
@@ -307,12 +316,7 @@ pub(super) fn migrate(client: &mut Client) -> Result<(), StoreError> {
              ) = 4",
             &[],
         )?
-        .get(0);
-    if !complete {
-        tx.batch_execute(OCR_ADDITIONS)?;
-    }
-    tx.commit()?;
-    Ok(())
+        .get(0))
 }
 
 /// The schema this docmill writes, for `docmill --version`.
@@ -342,6 +346,8 @@ pub(super) fn check(client: &mut Client, url: &str) -> Result<(), StoreError> {
         }
         .into()),
         Some(v) if v < VERSION => Err(StoreError::Outdated(named())),
+        // The reading commands read the OCR columns.
+        Some(_) if !has_ocr_additions(client)? => Err(StoreError::Outdated(named())),
         Some(_) => Ok(()),
     }
 }
