@@ -76,7 +76,13 @@ fn corpus_end_to_end() {
             }
             // Partial recovery is allowed; silence is not.
             "broken" if status != "done" => {
-                assert_eq!(status, "failed", "{}", entry.path);
+                // Failed, or partial: some pages read, the rest (a page
+                // OCR could not read, a chunk that kept failing) named.
+                assert!(
+                    status == "failed" || status == "partial",
+                    "{}: {status}",
+                    entry.path
+                );
                 assert!(
                     reason
                         .as_deref()

@@ -12,8 +12,8 @@ use common::pg::PgCluster;
 use common::wait_until;
 use docmill::search::{self, SearchRequest};
 use docmill::store::{
-    self, Claim, DocState, Finished, FinishedResult, Found, FoundKind, Merged, PageMatches,
-    PageSearch, RetryPolicy, Store, Written,
+    self, Claim, DocState, Finished, FinishedResult, Found, FoundKind, Merged, OcrFollowUp,
+    OcrPage, PageMatches, PageSearch, RetryPolicy, Store, Written,
 };
 use docmill_protocol::{DocSummary, Format, Outcome, PageFlags, PageRange};
 
@@ -626,7 +626,8 @@ fn chunks_merge_wherever_the_last_one_ends(c: &Case) {
             .unwrap(),
         vec![Written::Merged(Merged {
             status: DocState::Done,
-            pages: 8
+            pages: 8,
+            ocr: None,
         })]
     );
     let st = a.status().unwrap();
@@ -644,8 +645,301 @@ fn chunks_merge_wherever_the_last_one_ends(c: &Case) {
     assert_eq!(pages, (1..=8).collect::<Vec<u64>>());
 }
 
+/// A whole document's text job whose pages 2 and 3 had no text layer:
+/// page 3 came from the OCR cache, and `jobs` are planned for the rest.
+fn flagged(doc: i64, claim: Claim, run: i64, jobs: Vec<Vec<u32>>) -> Finished {
+    let mut f = done(doc, claim, run, &["printed words", "", ""]);
+    let FinishedResult::Done {
+        mut summary,
+        mut pages,
+    } = f.result
+    else {
+        unreachable!()
+    };
+    summary.content_hash = Some("b3hash".into());
+    for p in &mut pages[1..] {
+        p.2.needs_ocr = true;
+    }
+    f.result = FinishedResult::Flagged {
+        summary,
+        pages,
+        ocr: OcrFollowUp {
+            key: "k".into(),
+            cached: vec![ocr_page(3, "cached scanned words", None)],
+            jobs,
+        },
+    };
+    f
+}
+
+fn ocr_page(page: u32, text: &str, failed: Option<&str>) -> OcrPage {
+    OcrPage {
+        page,
+        text: text.into(),
+        flags: PageFlags {
+            needs_ocr: true,
+            ocr: true,
+            failed: failed.is_some(),
+            ..PageFlags::default()
+        },
+        confidence: failed.is_none().then_some(87.5),
+        note: failed.map(str::to_string),
+    }
+}
+
+fn export_lines(s: &mut dyn Store) -> Vec<serde_json::Value> {
+    export(s)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn flagged_pages_keep_their_text_and_say_what_they_lack(c: &Case) {
+    let mut a = c.open();
+    let files = vec![c.file("scan.pdf", "x")];
+    let run = a.begin_run("a", "{}").unwrap();
+    a.upsert_found(&files, run, RetryPolicy::default()).unwrap();
+    let id = ids(a.as_mut())[0];
+    let claim = a.claim(&[id], "a", LONG).unwrap()[0].1;
+    assert_eq!(
+        a.commit(&[flagged(id, claim, run, Vec::new())]).unwrap(),
+        vec![Written::Held]
+    );
+    // The cached page is searchable like any page.
+    assert_eq!(find(a.as_mut(), "scanned", 10).len(), 1);
+    let lines = export_lines(a.as_mut());
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["ocr"], false);
+    assert!(lines[0].get("confidence").is_none());
+    assert_eq!(lines[1]["ocr"], false);
+    assert_eq!(lines[1]["note"], store::NO_TEXT_LAYER);
+    assert_eq!(lines[2]["ocr"], true);
+    assert_eq!(lines[2]["confidence"], 87.5);
+    assert_eq!(lines[2]["text"], "cached scanned words");
+    let st = a.status().unwrap();
+    assert_eq!(st.documents["done"], 1);
+    assert_eq!((st.ocr_pages, st.no_text_pages), (1, 1));
+    assert!(st.no_text_layer[0].path.ends_with("/scan.pdf"));
+    // Nothing recognised by an OCR job yet: the cache is empty.
+    assert!(a.ocr_cached("b3hash", "k", &[2, 3]).unwrap().is_empty());
+}
+
+fn ocr_jobs_replace_pages_fill_the_cache_and_resume(c: &Case) {
+    let mut a = c.open();
+    if !a.ocr_jobs() {
+        return;
+    }
+    let files = [c.file("scan.pdf", "x"), c.file("copy.pdf", "x")];
+    let run = a.begin_run("a", "{}").unwrap();
+    a.upsert_found(&files[..1], run, RetryPolicy::default())
+        .unwrap();
+    let id = ids(a.as_mut())[0];
+    let claim = a.claim(&[id], "a", LONG).unwrap()[0].1;
+    a.commit(&[flagged(id, claim, run, vec![vec![2], vec![3]])])
+        .unwrap();
+    // Split into OCR jobs: not done, each job offered with its pages.
+    let st = a.status().unwrap();
+    assert_eq!((st.documents["split"], st.documents["done"]), (1, 0));
+    let queued: Vec<(Option<PageRange>, Option<Vec<u32>>)> = a
+        .pending()
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.chunk, d.ocr_pages))
+        .collect();
+    assert_eq!(
+        queued,
+        vec![
+            (Some(PageRange { first: 2, last: 2 }), Some(vec![2])),
+            (Some(PageRange { first: 3, last: 3 }), Some(vec![3])),
+        ]
+    );
+    // A run killed while an OCR job ran: only that job is offered again.
+    let c2 = a.claim_chunk(id, 2, "a", LONG).unwrap().unwrap();
+    let ocr_job = |claim: Claim, first: u32, pages: Vec<OcrPage>| Finished {
+        doc: id,
+        chunk: Some(PageRange { first, last: first }),
+        claim,
+        run,
+        attempt: 1,
+        worker_pid: 1,
+        started_ms: 0,
+        ended_ms: 1,
+        result: FinishedResult::Recognised {
+            key: "k".into(),
+            pages,
+        },
+    };
+    assert_eq!(
+        a.commit(&[ocr_job(c2, 2, vec![ocr_page(2, "recognised words", None)])])
+            .unwrap(),
+        vec![Written::Held]
+    );
+    // The run holding the last job dies: once its lease expires, only that
+    // job is offered again.
+    let stale = a.claim_chunk(id, 3, "a", SHORT).unwrap().unwrap();
+    drop(a);
+    let mut a = c.open();
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            let offered: Vec<Option<Vec<u32>>> = a
+                .pending()
+                .unwrap()
+                .into_iter()
+                .map(|d| d.ocr_pages)
+                .collect();
+            offered == vec![Some(vec![3])]
+        }),
+        "the OCR job of a dead run was not offered again"
+    );
+    let c3 = a.claim_chunk(id, 3, "a", LONG).unwrap().unwrap();
+    assert_eq!(
+        a.commit(&[ocr_job(stale, 3, vec![ocr_page(3, "x", None)])])
+            .unwrap(),
+        vec![Written::Lost]
+    );
+    // The last job ends with its page failed: the document is partial.
+    let failed_page = ocr_page(3, "", Some("OCR timed out after 60s"));
+    assert_eq!(
+        a.commit(&[ocr_job(c3, 3, vec![failed_page])]).unwrap(),
+        vec![Written::Merged(Merged {
+            status: DocState::Partial,
+            pages: 0,
+            ocr: None,
+        })]
+    );
+    let lines = export_lines(a.as_mut());
+    assert_eq!(lines[1]["text"], "recognised words");
+    assert_eq!(lines[1]["ocr"], true);
+    assert_eq!(lines[2]["note"], "OCR timed out after 60s");
+    assert_eq!(find(a.as_mut(), "recognised", 10).len(), 1);
+    let st = a.status().unwrap();
+    assert_eq!(st.documents["partial"], 1);
+    let why = &st.failures[0].reason;
+    assert!(
+        why.contains("page 3: OCR timed out after 60s"),
+        "status names the page: {why}"
+    );
+    assert_eq!(
+        (st.ocr_pages, st.ocr_failed_pages, st.no_text_pages),
+        (1, 1, 0)
+    );
+    // Recognised pages are cached by content; a failed one is not.
+    let cached = a.ocr_cached("b3hash", "k", &[2, 3]).unwrap();
+    assert_eq!(cached.len(), 1);
+    assert_eq!(
+        (cached[0].page, cached[0].text.as_str()),
+        (2, "recognised words")
+    );
+    assert!(a.ocr_cached("b3hash", "other", &[2]).unwrap().is_empty());
+    // A copy of the file under another name finds it too.
+    a.upsert_found(&files[1..], run, RetryPolicy::default())
+        .unwrap();
+    assert_eq!(a.ocr_cached("b3hash", "k", &[2]).unwrap().len(), 1);
+}
+
+fn a_merged_long_document_becomes_ocr_jobs(c: &Case) {
+    let mut a = c.open();
+    let files = [c.file("book.pdf", "x")];
+    let run = a.begin_run("a", "{}").unwrap();
+    a.upsert_found(&files, run, RetryPolicy::default()).unwrap();
+    let id = ids(a.as_mut())[0];
+    let claim = a.claim(&[id], "a", LONG).unwrap()[0].1;
+    let ranges = [
+        PageRange { first: 1, last: 2 },
+        PageRange { first: 3, last: 4 },
+    ];
+    assert!(a.split(id, claim, 4, &ranges).unwrap());
+    // The chunks flag pages 2, 3 and 4; the merge gives them back from the
+    // catalog, whichever run wrote each chunk.
+    let mut written = Vec::new();
+    for r in ranges {
+        let c = a.claim_chunk(id, r.first, "a", LONG).unwrap().unwrap();
+        let mut f = chunk_done(id, c, run, r, 4);
+        if let FinishedResult::Done { summary, pages } = &mut f.result {
+            summary.content_hash = Some("bookhash".into());
+            for (page, _, flags) in pages.iter_mut() {
+                flags.needs_ocr = *page >= 2;
+            }
+        }
+        written.extend(a.commit(&[f]).unwrap());
+    }
+    assert_eq!(
+        written,
+        vec![
+            Written::Held,
+            Written::Merged(Merged {
+                status: DocState::Done,
+                pages: 4,
+                ocr: Some(docmill::store::PendingOcr {
+                    hash: "bookhash".into(),
+                    page_total: 4,
+                    pages: vec![2, 3, 4],
+                }),
+            })
+        ]
+    );
+    assert_eq!(a.status().unwrap().documents["done"], 1);
+    let plan = OcrFollowUp {
+        key: "k".into(),
+        cached: vec![ocr_page(2, "cached words", None)],
+        jobs: vec![vec![3], vec![4]],
+    };
+    assert!(a.plan_ocr(id, "bookhash", &plan).unwrap());
+    let offered: Vec<Option<Vec<u32>>> = a
+        .pending()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.ocr_pages)
+        .collect();
+    assert_eq!(offered, vec![Some(vec![3]), Some(vec![4])]);
+    assert_eq!(a.status().unwrap().documents["split"], 1);
+    // The text pages stay searchable while the OCR jobs run.
+    assert_eq!(find(a.as_mut(), "page", 10).len(), 1);
+    assert_eq!(find(a.as_mut(), "cached", 10).len(), 1);
+    for p in [3, 4] {
+        let c = a.claim_chunk(id, p, "a", LONG).unwrap().unwrap();
+        a.commit(&[Finished {
+            doc: id,
+            chunk: Some(PageRange { first: p, last: p }),
+            claim: c,
+            run,
+            attempt: 1,
+            worker_pid: 1,
+            started_ms: 0,
+            ended_ms: 1,
+            result: FinishedResult::Recognised {
+                key: "k".into(),
+                pages: vec![ocr_page(p, &format!("recognised {p}"), None)],
+            },
+        }])
+        .unwrap();
+    }
+    let st = a.status().unwrap();
+    assert_eq!((st.documents["done"], st.documents["split"]), (1, 0));
+    let ocr: Vec<bool> = export_lines(a.as_mut())
+        .iter()
+        .map(|l| l["ocr"] == true)
+        .collect();
+    assert_eq!(ocr, [false, true, true, true]);
+    assert_eq!(a.ocr_cached("bookhash", "k", &[3, 4]).unwrap().len(), 2);
+    // A document no longer done is left alone.
+    assert!(!a.plan_ocr(id + 1000, "h", &plan).unwrap());
+}
+
 type CaseFn = fn(&Case);
-const CASES: [(&str, CaseFn); 9] = [
+const CASES: [(&str, CaseFn); 12] = [
+    (
+        "a_merged_long_document_becomes_ocr_jobs",
+        a_merged_long_document_becomes_ocr_jobs,
+    ),
+    (
+        "flagged_pages_keep_their_text_and_say_what_they_lack",
+        flagged_pages_keep_their_text_and_say_what_they_lack,
+    ),
+    (
+        "ocr_jobs_replace_pages_fill_the_cache_and_resume",
+        ocr_jobs_replace_pages_fill_the_cache_and_resume,
+    ),
     (
         "chunks_merge_wherever_the_last_one_ends",
         chunks_merge_wherever_the_last_one_ends,

@@ -46,6 +46,20 @@ pub fn status(db: &Path, json: bool) -> anyhow::Result<i32> {
             status.low_quality_pages
         )?;
     }
+    if status.ocr_pages > 0 || status.ocr_failed_pages > 0 {
+        writeln!(
+            out,
+            "  (OCR pages: {}; {} could not be read)",
+            status.ocr_pages, status.ocr_failed_pages
+        )?;
+    }
+    if status.no_text_pages > 0 {
+        writeln!(
+            out,
+            "  (pages without a text layer, not read: {})",
+            status.no_text_pages
+        )?;
+    }
     if status.interrupted > 0 {
         writeln!(
             out,
@@ -74,6 +88,14 @@ pub fn status(db: &Path, json: bool) -> anyhow::Result<i32> {
             }
         }
     }
+    if !status.no_text_layer.is_empty() {
+        // A warning, not a failure: the text layer that was there is
+        // indexed, and an OCR engine would read the rest.
+        writeln!(out, "\n{}:", capitalised(store::NO_TEXT_LAYER))?;
+        for d in &status.no_text_layer {
+            writeln!(out, "  {}: {} of its pages", d.path, d.pages)?;
+        }
+    }
     if !status.low_quality.is_empty() {
         writeln!(out, "\nIndexed with pages of low quality:")?;
         for d in &status.low_quality {
@@ -82,6 +104,14 @@ pub fn status(db: &Path, json: bool) -> anyhow::Result<i32> {
     }
     out.flush()?;
     Ok(exit_codes::OK)
+}
+
+/// "No text layer; ..." from "no text layer; ...".
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 pub fn export(db: &Path, output: Option<&Path>) -> anyhow::Result<i32> {

@@ -269,6 +269,8 @@ pub fn resolve(flag: EngineFlag, detected: &[DetectedEngine]) -> Result<Vec<Engi
 struct Listing<'a> {
     engines: Vec<ListedEngine<'a>>,
     auto: Vec<&'static str>,
+    /// The OCR engine (tesseract), installed or not.
+    ocr: crate::ocr::OcrEngine,
 }
 
 #[derive(Serialize)]
@@ -284,6 +286,7 @@ pub fn list(json: bool) -> anyhow::Result<i32> {
     let detected = detect();
     let order = auto_order(&detected);
     let auto: Vec<&'static str> = order.iter().map(|c| c.as_str()).collect();
+    let ocr = crate::ocr::detect();
     let stdout = io::stdout();
     let mut out = stdout.lock();
     if json {
@@ -294,7 +297,7 @@ pub fn list(json: bool) -> anyhow::Result<i32> {
                 auto_reason: auto_reason(d.choice, &order),
             })
             .collect();
-        serde_json::to_writer(&mut out, &Listing { engines, auto })?;
+        serde_json::to_writer(&mut out, &Listing { engines, auto, ocr })?;
         writeln!(out)?;
     } else {
         for d in &detected {
@@ -309,6 +312,7 @@ pub fn list(json: bool) -> anyhow::Result<i32> {
             writeln!(out, "{:<12} {}", "", auto_reason(d.choice, &order))?;
         }
         writeln!(out, "auto: {}", auto.join(" > "))?;
+        writeln!(out, "{}", crate::ocr::describe(&ocr))?;
     }
     Ok(exit_codes::OK)
 }

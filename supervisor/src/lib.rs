@@ -6,6 +6,7 @@ pub mod cli;
 mod commands;
 pub mod engines;
 pub mod metrics;
+pub mod ocr;
 pub mod policy;
 mod pool;
 mod run;

@@ -115,6 +115,26 @@ pub fn stall_limit(t: &Timeouts, size: u64, opened: bool, attempts_before: u32) 
     (t.page + opening) * escalation(attempts_before)
 }
 
+/// What an OCR job gets beyond its pages' timeouts: starting the worker's
+/// renderer, opening the file, and the recognition child's start per page
+/// are already inside each page's timeout; this covers the rest.
+pub const OCR_GRACE: Duration = Duration::from_secs(10);
+
+/// The deadline of an OCR job of `pages` pages: each page may take the OCR
+/// page timeout (the worker gives up on a page then, and goes on), plus a
+/// grace. Not escalated per attempt: a page that runs out of time fails
+/// alone inside the job, so a retry needs no more time than the first try.
+pub fn ocr_deadline(page_timeout: Duration, pages: u32) -> Duration {
+    page_timeout * pages.max(1) + OCR_GRACE
+}
+
+/// How long an OCR job may go without a page: the OCR page timeout (the
+/// worker ends a page that takes longer) and a grace, never the text page
+/// timeout, which is far shorter than an honest OCR page.
+pub fn ocr_stall_limit(page_timeout: Duration) -> Duration {
+    page_timeout + OCR_GRACE
+}
+
 /// How far a job's memory may grow over its lowest reading since its last
 /// progress before the job counts as stalled: far more than an engine needs
 /// for one page of the corpus (`mutool` peaks under 100 MiB on a 12,000-page
@@ -195,6 +215,22 @@ mod tests {
                 "{outcome:?} {before}/{max}"
             );
         }
+    }
+
+    #[test]
+    fn ocr_jobs_get_time_per_page_and_never_the_text_stall_limit() {
+        let minute = Duration::from_secs(60);
+        // (page timeout, pages, deadline)
+        for (t, pages, want) in [
+            (minute, 1, 70),
+            (minute, 64, 64 * 60 + 10),
+            (minute, 0, 70),
+            (Duration::from_secs(5), 10, 60),
+        ] {
+            assert_eq!(ocr_deadline(t, pages), Duration::from_secs(want), "{pages}");
+        }
+        assert_eq!(ocr_stall_limit(minute), Duration::from_secs(70));
+        assert!(ocr_stall_limit(minute) > Timeouts::default().page);
     }
 
     #[test]

@@ -21,6 +21,7 @@ const LIMITS: &str = "Limits";
 const ENGINES: &str = "Engines";
 const SCHEDULING: &str = "Scheduling";
 const DISCOVERY: &str = "Discovery";
+const OCR: &str = "OCR";
 const OUTPUT: &str = "Output";
 
 const EXAMPLES: &str = "\
@@ -155,7 +156,8 @@ pub enum Command {
     /// the files themselves, and the live state of an index run.
     #[command(after_help = SERVE_EXAMPLES)]
     Serve(ServeArgs),
-    /// The PDF engines installed, their versions, and the order `auto` uses.
+    /// The PDF engines installed, their versions, and the order `auto` uses;
+    /// the OCR engine and its languages.
     Engines {
         /// One JSON object on stdout.
         #[arg(long)]
@@ -279,6 +281,25 @@ pub struct IndexArgs {
           value_parser = PossibleValuesParser::new(["auto", "builtin", "mupdf", "mupdf-inproc", "poppler"])
               .try_map(|s| engines::parse_engine_flag(&s)))]
     pub pdf_engine: engines::EngineFlag,
+
+    /// OCR of pages without a usable text layer: auto (when tesseract is
+    /// installed; else off, with a notice), off, or force (every page).
+    #[arg(long, help_heading = OCR, value_enum, value_name = "MODE")]
+    pub ocr: Option<crate::ocr::OcrFlag>,
+    /// Tesseract languages, '+'-joined (eng, eng+deu); each must be
+    /// installed (`tesseract --list-langs`).
+    #[arg(long, help_heading = OCR, default_value = "eng", value_name = "LANGS",
+          value_parser = crate::ocr::lang_list)]
+    pub ocr_lang: String,
+    /// Resolution pages are rendered at for OCR, 70 to 1200.
+    #[arg(long, help_heading = OCR, default_value_t = 300, value_name = "DPI",
+          value_parser = crate::ocr::dpi)]
+    pub ocr_dpi: u32,
+    /// Give up on one page's OCR after this long (that page alone fails);
+    /// at least 1s.
+    #[arg(long, help_heading = OCR, default_value = "60s", value_name = "DURATION",
+          value_parser = duration_at_least(Duration::from_secs(1)))]
+    pub ocr_page_timeout: Duration,
 
     /// The order the queue starts in.
     #[arg(long, help_heading = SCHEDULING, value_enum, default_value = "fifo")]

@@ -62,6 +62,15 @@ pub fn index_options(a: IndexArgs, db: PathBuf) -> Result<IndexOptions, String> 
     if let Some(page) = a.page_timeout {
         timeouts.page = page;
     }
+    // Only a run that may recognise asks tesseract what it has.
+    let flag = a.ocr.unwrap_or(crate::ocr::OcrFlag::Auto);
+    let engine = if flag == crate::ocr::OcrFlag::Off {
+        crate::ocr::OcrEngine::none()
+    } else {
+        crate::ocr::detect()
+    };
+    let (ocr, ocr_notice) =
+        crate::ocr::resolve(flag, &a.ocr_lang, a.ocr_dpi, a.ocr_page_timeout, &engine)?;
     Ok(IndexOptions {
         roots: a.paths,
         db,
@@ -92,6 +101,8 @@ pub fn index_options(a: IndexArgs, db: PathBuf) -> Result<IndexOptions, String> 
         order: a.order,
         epub_entry_cap: a.epub_entry_cap,
         epub_book_cap: a.epub_book_cap,
+        ocr,
+        ocr_notice,
         quiet: a.quiet,
         stats_file: a.stats,
         progress: a.progress,

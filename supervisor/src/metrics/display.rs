@@ -110,9 +110,10 @@ fn status_lines(s: &Snapshot, r: &Rates) -> String {
         .map(|line| format!("\n  slow: {line}"))
         .unwrap_or_default();
     format!(
-        "  {} docs/min, {} pages/min, ETA {}; {} failed{}\n  workers {} busy, {} idle (bounds {}..{}); queue {}\n  CPU {:.0}% (run {:.0}%), memory {}, descriptors {}/{}{slow}",
+        "  {} docs/min, {} pages/min{}, ETA {}; {} failed{}\n  workers {} busy, {} idle (bounds {}..{}); queue {}\n  CPU {:.0}% (run {:.0}%), memory {}, descriptors {}/{}{slow}",
         rate(r.docs_per_min),
         rate(r.pages_per_min),
+        ocr(s),
         eta(r.eta_s(remaining)),
         s.docs.docs_failed,
         classes(s),
@@ -129,6 +130,16 @@ fn status_lines(s: &Snapshot, r: &Rates) -> String {
     )
 }
 
+/// OCR pages and their own rate, shown apart from text pages (one costs
+/// hundreds of those), once there are any.
+fn ocr(s: &Snapshot) -> String {
+    let n = s.docs.ocr_pages_done;
+    if n == 0 || s.elapsed_s <= 0.0 {
+        return String::new();
+    }
+    format!(", OCR {n} pages ({:.1}/min)", n as f64 * 60.0 / s.elapsed_s)
+}
+
 /// The one line printed every `log_interval` when there is no terminal.
 pub(super) fn plain_line(s: &Snapshot, r: &Rates) -> String {
     let remaining = s.docs.remaining();
@@ -136,13 +147,14 @@ pub(super) fn plain_line(s: &Snapshot, r: &Rates) -> String {
         .map(|line| format!("; slow: {line}"))
         .unwrap_or_default();
     format!(
-        "{}/{} docs ({} failed), {} pages; {} docs/min, {} pages/min, ETA {}; workers {}/{} busy ({}..{}); queue {}; CPU {:.0}%; memory {}; fds {}/{}{slow}",
+        "{}/{} docs ({} failed), {} pages; {} docs/min, {} pages/min{}, ETA {}; workers {}/{} busy ({}..{}); queue {}; CPU {:.0}%; memory {}; fds {}/{}{slow}",
         s.docs.docs_done,
         s.docs.docs_total,
         s.docs.docs_failed,
         s.docs.pages_done,
         rate(r.docs_per_min),
         rate(r.pages_per_min),
+        ocr(s),
         eta(r.eta_s(remaining)),
         s.busy,
         s.workers,
@@ -286,6 +298,7 @@ mod tests {
                 docs_done: 10,
                 docs_failed: 1,
                 pages_done: 300,
+                ..DocCounts::default()
             },
             memory_used_bytes: 512 << 20,
             memory_budget_bytes: Some(2 << 30),

@@ -119,6 +119,10 @@ pub struct DocCounts {
     /// Documents that ended failed or quarantined.
     pub docs_failed: u64,
     pub pages_done: u64,
+    /// Pages recognised by OCR jobs, and read from the OCR cache (their
+    /// text-layer pages are in `pages_done` already).
+    pub ocr_pages_done: u64,
+    pub ocr_pages_cached: u64,
 }
 
 impl DocCounts {

@@ -51,6 +51,9 @@ pub struct PerformanceJson {
     /// Over the last ~30 s; null until there is a rate to tell.
     pub docs_per_min: Option<f64>,
     pub pages_per_min: Option<f64>,
+    /// OCR pages recognised a minute since the run started (an OCR page
+    /// costs hundreds of text pages); null before any.
+    pub ocr_pages_per_min: Option<f64>,
     pub queue_depth: u64,
     pub eta_s: Option<f64>,
 }
@@ -76,6 +79,8 @@ pub struct TotalsJson {
     pub docs_failed: u64,
     pub docs_remaining: u64,
     pub pages_done: u64,
+    pub ocr_pages_done: u64,
+    pub ocr_pages_cached: u64,
 }
 
 impl StatsJson {
@@ -97,6 +102,8 @@ impl StatsJson {
             performance: PerformanceJson {
                 docs_per_min: rates.docs_per_min,
                 pages_per_min: rates.pages_per_min,
+                ocr_pages_per_min: (s.docs.ocr_pages_done > 0 && s.elapsed_s > 0.0)
+                    .then(|| s.docs.ocr_pages_done as f64 * 60.0 / s.elapsed_s),
                 queue_depth: s.queue_depth,
                 eta_s: rates.eta_s(remaining),
             },
@@ -115,6 +122,8 @@ impl StatsJson {
                 docs_failed: s.docs.docs_failed,
                 docs_remaining: remaining,
                 pages_done: s.docs.pages_done,
+                ocr_pages_done: s.docs.ocr_pages_done,
+                ocr_pages_cached: s.docs.ocr_pages_cached,
             },
             queue_by_tier: s.queue_by_tier.clone(),
             by_format: s.by_format.clone(),
@@ -184,6 +193,8 @@ mod tests {
                 docs_done: 20,
                 docs_failed: 2,
                 pages_done: 900,
+                ocr_pages_done: 30,
+                ocr_pages_cached: 4,
             },
             memory_used_bytes: 3 << 29,
             memory_budget_bytes: Some(4 << 30),
@@ -214,6 +225,9 @@ mod tests {
         assert_eq!(v["workers"]["efficiency"], 0.75);
         assert_eq!(v["performance"]["docs_per_min"], 9.0);
         assert_eq!(v["performance"]["pages_per_min"], 450.0);
+        assert_eq!(v["performance"]["ocr_pages_per_min"], 20.0);
+        assert_eq!(v["totals"]["ocr_pages_done"], 30);
+        assert_eq!(v["totals"]["ocr_pages_cached"], 4);
         assert_eq!(v["performance"]["queue_depth"], 12);
         assert_eq!(v["performance"]["eta_s"], 120.0); // 18 left at 9/min
         assert_eq!(v["resources"]["cpu_percent"], 0.0);

@@ -53,6 +53,22 @@ pub enum Action {
     Scaled { from: u32, to: u32, reason: String },
     /// Look for work in the shared store; answered by `Event::Polled`.
     Poll,
+    /// A split document whose text chunks merged done had pages flagged:
+    /// write its cached pages and turn it into OCR jobs; answered by
+    /// `Event::OcrPlanned`.
+    PlanOcr {
+        doc: i64,
+        hash: String,
+        ocr: crate::store::OcrFollowUp,
+    },
+    /// Read the OCR cache for `pages` of the file whose content hash is
+    /// `hash`, under the settings `key`; answered by `Event::OcrCached`.
+    OcrLookup {
+        doc: i64,
+        hash: String,
+        key: String,
+        pages: Vec<u32>,
+    },
     /// The run is over: every result is committed.
     End,
     /// Workers cannot be started: the run cannot go on.
@@ -149,6 +165,9 @@ impl fmt::Display for Action {
                 if let Some(n) = job.split_over {
                     write!(f, " split_over={n}")?;
                 }
+                if let Some(pages) = &job.ocr_pages {
+                    write!(f, " ocr={}", page_list(pages))?;
+                }
                 Ok(())
             }
             Action::Kill { worker, reason } => {
@@ -189,10 +208,23 @@ impl fmt::Display for Action {
             Action::Sample => write!(f, "sample"),
             Action::Scaled { from, to, .. } => write!(f, "scaled {from}->{to}"),
             Action::Poll => write!(f, "poll"),
+            Action::PlanOcr { doc, ocr, .. } => write!(
+                f,
+                "plan-ocr {doc} cached={} jobs={}",
+                ocr.cached.len(),
+                ocr.jobs.len()
+            ),
+            Action::OcrLookup { doc, pages, .. } => {
+                write!(f, "ocr-lookup {doc} pages={}", page_list(pages))
+            }
             Action::End => write!(f, "end"),
             Action::Abort { error } => write!(f, "abort: {error}"),
         }
     }
+}
+
+fn page_list(pages: &[u32]) -> String {
+    crate::store::ocr_page_list(pages)
 }
 
 fn commit_line(job: &Finished) -> String {
@@ -210,6 +242,15 @@ fn commit_line(job: &Finished) -> String {
         } => {
             let counted = if *counts { "" } else { " uncounted" };
             format!("{what} {} -> {status}{counted}", outcome.as_str())
+        }
+        FinishedResult::Flagged { pages, ocr, .. } => format!(
+            "{what} done pages={} ocr_cached={} ocr_jobs={}",
+            pages.len(),
+            ocr.cached.len(),
+            ocr.jobs.len()
+        ),
+        FinishedResult::Recognised { pages, .. } => {
+            format!("{what} recognised pages={}", pages.len())
         }
         FinishedResult::Released => format!("{what} released"),
     }

@@ -225,6 +225,19 @@ impl<'a, S: Sampler> Driver<'a, S> {
                 };
                 Some(Event::Claimed { claim })
             }
+            Action::PlanOcr { doc, hash, ocr } => Some(Event::OcrPlanned {
+                doc,
+                planned: store.plan_ocr(doc, &hash, &ocr)?,
+            }),
+            Action::OcrLookup {
+                doc,
+                hash,
+                key,
+                pages,
+            } => Some(Event::OcrCached {
+                doc,
+                pages: store.ocr_cached(&hash, &key, &pages)?,
+            }),
             Action::Commit { batch, jobs } => Some(Event::Committed {
                 batch,
                 written: store.commit(&jobs)?,
@@ -391,13 +404,16 @@ fn message_event(worker: WorkerId, msg: FromWorker, state: &State) -> Option<Eve
             page,
             text,
             flags,
-            ..
+            confidence,
+            note,
         } => Event::Page {
             worker,
             job,
             page,
             text,
             flags,
+            confidence,
+            note,
         },
         FromWorker::Done { job, summary } => Event::Done {
             worker,

@@ -50,6 +50,10 @@ pub enum Event {
         page: u32,
         text: String,
         flags: PageFlags,
+        /// OCR pages: the engine's mean word confidence.
+        confidence: Option<f32>,
+        /// Why the page failed.
+        note: Option<String>,
     },
     /// The worker extracted the whole job; `file` is what the driver found
     /// at the document's path when the answer arrived.
@@ -105,6 +109,16 @@ pub enum Event {
     Polled {
         more: Vec<QueuedDoc>,
         held_elsewhere: u64,
+    },
+    /// The answer to `Action::PlanOcr`: whether the OCR jobs were stored.
+    OcrPlanned {
+        doc: i64,
+        planned: bool,
+    },
+    /// The answer to `Action::OcrLookup`: the pages the OCR cache held.
+    OcrCached {
+        doc: i64,
+        pages: Vec<crate::store::OcrPage>,
     },
 }
 

@@ -68,6 +68,11 @@ pub struct IndexOptions {
     pub order: crate::schedule::Order,
     pub epub_entry_cap: u64,
     pub epub_book_cap: u64,
+    /// What the run does about pages without a text layer.
+    pub ocr: crate::ocr::RunOcr,
+    /// Said once at the start when OCR is off for want of an engine.
+    #[serde(skip)]
+    pub ocr_notice: Option<String>,
     pub quiet: bool,
     /// A JSON file rewritten atomically every few seconds, for dashboards.
     pub stats_file: Option<PathBuf>,
@@ -197,6 +202,11 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
             opts.scale.profile.as_str()
         );
     }
+    if let Some(notice) = &opts.ocr_notice {
+        if !opts.quiet {
+            eprintln!("docmill: {notice}");
+        }
+    }
     let cfg = RunConfig {
         run,
         engines: engine_order,
@@ -213,7 +223,9 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
         allow_mock: opts.allow_mock,
         epub_entry_cap: opts.epub_entry_cap,
         epub_book_cap: opts.epub_book_cap,
+        ocr: opts.ocr.clone(),
         chunks: catalog.chunks(),
+        ocr_jobs: catalog.ocr_jobs(),
         shared: catalog.shared(),
     };
     let mut driver = driver::Driver::new(

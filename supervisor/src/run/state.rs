@@ -5,10 +5,12 @@
 //! signal or the store. Its parts: `dispatch` (which worker runs what, and
 //! when workers start), `watch` (when a worker is killed or retired),
 //! `failure` (what an attempt's end means), `results` (text that arrived,
-//! splits, the commit batch and what the store made of it).
+//! splits, the commit batch and what the store made of it), `ocr` (the
+//! OCR cache, OCR jobs and their pages).
 
 mod dispatch;
 mod failure;
+mod ocr;
 mod results;
 #[cfg(test)]
 mod tests;
@@ -53,8 +55,13 @@ pub struct RunConfig {
     pub allow_mock: bool,
     pub epub_entry_cap: u64,
     pub epub_book_cap: u64,
+    /// OCR settings for PDF jobs, and whether flagged pages are recognised.
+    pub ocr: crate::ocr::RunOcr,
     /// The store takes page-range chunk jobs.
     pub chunks: bool,
+    /// The store takes OCR jobs (else flagged pages are read from the OCR
+    /// cache only).
+    pub ocr_jobs: bool,
     /// Other supervisors may work on the same store.
     pub shared: bool,
 }
@@ -86,6 +93,8 @@ struct InFlight {
     /// The longest wait between progress, for the log.
     slowest: Duration,
     pages: Vec<(u32, String, PageFlags)>,
+    /// OCR pages' confidence and note, by page.
+    ocr_extra: BTreeMap<u32, (Option<f32>, Option<String>)>,
     /// A memory-limit retry: it runs with nothing beside it.
     alone: bool,
 }
@@ -162,6 +171,18 @@ pub struct State {
     recent_failures: u32,
     /// A scaling decision not yet shown in a snapshot.
     unreported: Option<String>,
+    /// Text jobs whose flagged pages are being looked up in the OCR cache.
+    ocr_lookups: HashMap<i64, ocr::Lookup>,
+    /// OCR jobs planned by a text job's result, queued once it is stored.
+    ocr_waiting: HashMap<i64, Vec<QueuedDoc>>,
+    /// Split documents whose text chunks flagged pages for OCR, kept to
+    /// plan their OCR jobs from once the text merges (the pages themselves
+    /// come from the catalog then).
+    chunk_flags: HashMap<i64, QueuedDoc>,
+    /// Split documents whose text merged, waiting for the OCR cache.
+    after_merge: HashMap<i64, ocr::ChunkFlags>,
+    /// Documents counted done when their text merged, now in OCR jobs.
+    recounted: HashSet<i64>,
 }
 
 impl State {
@@ -205,6 +226,11 @@ impl State {
             recent_jobs: 0,
             recent_failures: 0,
             unreported: None,
+            ocr_lookups: HashMap::new(),
+            ocr_waiting: HashMap::new(),
+            chunk_flags: HashMap::new(),
+            after_merge: HashMap::new(),
+            recounted: HashSet::new(),
         }
     }
 
@@ -238,7 +264,16 @@ impl State {
                 page,
                 text,
                 flags,
-            } => self.page(worker, job, (page, text, flags)),
+                confidence,
+                note,
+            } => {
+                if confidence.is_some() || note.is_some() {
+                    if let Some(j) = self.current(worker, job) {
+                        j.ocr_extra.insert(page, (confidence, note));
+                    }
+                }
+                self.page(worker, job, (page, text, flags))
+            }
             Event::Done {
                 worker,
                 job,
@@ -288,6 +323,8 @@ impl State {
                 }
             }
             Event::Claimed { claim } => self.claimed(claim),
+            Event::OcrCached { doc, pages } => self.ocr_cached(doc, pages),
+            Event::OcrPlanned { doc, planned } => self.ocr_planned(doc, planned),
             Event::Committed { batch, written } => self.committed(batch, written),
             Event::SplitWritten { planned } => self.split_written(planned),
             Event::Polled {
@@ -333,6 +370,10 @@ impl State {
                 self.out.push(Action::Poll);
                 return;
             }
+        } else if busy == 0 && self.queue.is_empty() && !stopping && self.ocr_pending() {
+            // OCR jobs wait for the commit that stores them: write it now,
+            // and they are queued by its answer.
+            self.flush();
         } else if busy == 0 && (self.queue.is_empty() || stopping) {
             self.end();
             return;
@@ -411,6 +452,10 @@ impl State {
     /// A job's deadline: its share of the file's bytes and its `pages`
     /// pages (0 while not known), escalated by earlier attempts.
     fn job_deadline(&self, doc: &QueuedDoc, pages: u32) -> Duration {
+        if let Some(ocr) = &doc.ocr_pages {
+            let timeout = Duration::from_millis(self.cfg.ocr.settings.page_timeout_ms);
+            return crate::policy::ocr_deadline(timeout, ocr.len() as u32);
+        }
         crate::policy::deadline(&self.cfg.timeouts, doc.job_size(), pages, doc.attempts)
     }
 
@@ -422,9 +467,10 @@ impl State {
             return;
         };
         j.progress(now);
-        let wanted = match j.doc.chunk {
-            Some(r) => pages.min(r.last).saturating_sub(r.first - 1),
-            None => pages,
+        let wanted = match (&j.doc.ocr_pages, j.doc.chunk) {
+            (Some(ocr), _) => ocr.len() as u32,
+            (None, Some(r)) => pages.min(r.last).saturating_sub(r.first - 1),
+            (None, None) => pages,
         };
         self.expect(worker, wanted);
     }

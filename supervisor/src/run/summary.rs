@@ -174,6 +174,15 @@ impl Summary<'_> {
         for (k, v) in rows {
             out.push_str(&format!("  {k:<16} {v}\n"));
         }
+        if t.ocr_pages + t.ocr_cached + t.ocr_failed > 0 {
+            out.push_str(&format!(
+                "  OCR: {} pages recognised, {} from cache, {} failed ({:.1} recognised/min)\n",
+                t.ocr_pages,
+                t.ocr_cached,
+                t.ocr_failed,
+                t.ocr_pages as f64 / mins
+            ));
+        }
         if f.total() > 0 {
             let old = if self.strict {
                 "; --strict counts them all"

@@ -32,6 +32,11 @@ pub struct Totals {
     pub scale_decisions: u64,
     /// Largest resident memory of the whole process tree seen.
     pub peak_rss: u64,
+    /// Pages recognised by OCR jobs, read from the OCR cache, and that OCR
+    /// could not read.
+    pub ocr_pages: u64,
+    pub ocr_cached: u64,
+    pub ocr_failed: u64,
     /// Every attempt by outcome, fallbacks included.
     pub outcomes: HashMap<String, u64>,
     /// The attempts after which a PDF went on to the next engine, by
@@ -65,6 +70,8 @@ pub enum Fact {
         job: Committed,
         written: Written,
     },
+    /// Pages read from the OCR cache for a document split before.
+    OcrCached(u64),
 }
 
 /// What the run remembers of a job it sent to be written, to count it once
@@ -77,6 +84,15 @@ pub struct Committed {
     /// Done by an engine after the first.
     pub rescued: bool,
     pub end: JobEnd,
+    pub ocr: OcrCounts,
+}
+
+/// A job's OCR pages, counted once it is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OcrCounts {
+    pub recognised: u64,
+    pub cached: u64,
+    pub failed: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +126,7 @@ impl Totals {
                 *self.outcomes.entry(outcome.as_str().into()).or_default() += 1;
             }
             Fact::Written { job, written } => self.written(&job, &written),
+            Fact::OcrCached(n) => self.ocr_cached += n,
         }
     }
 
@@ -117,6 +134,9 @@ impl Totals {
         if *written == Written::Lost {
             return;
         }
+        self.ocr_pages += job.ocr.recognised;
+        self.ocr_cached += job.ocr.cached;
+        self.ocr_failed += job.ocr.failed;
         match job.end {
             JobEnd::Done { pages } => {
                 self.pages += pages;
@@ -161,6 +181,8 @@ impl Totals {
             docs_done: self.done,
             docs_failed: self.failed + self.quarantined,
             pages_done: self.pages,
+            ocr_pages_done: self.ocr_pages,
+            ocr_pages_cached: self.ocr_cached,
         }
     }
 
@@ -198,6 +220,7 @@ mod tests {
             format: Format::Pdf,
             rescued: false,
             end,
+            ocr: OcrCounts::default(),
         }
     }
 
@@ -211,6 +234,7 @@ mod tests {
         let merged = Written::Merged(Merged {
             status: DocState::Partial,
             pages: 9,
+            ocr: None,
         });
         // (job, what the store did, done, quarantined, partial, pages)
         let table = [

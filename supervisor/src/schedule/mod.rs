@@ -1,7 +1,8 @@
 //! What runs next: the queue is put in order once (`order`), then scanned
 //! from the front (retries and chunk jobs are pushed there) for the first
 //! document that fits the size-tier quotas and the EPUB limit; `Chunking`
-//! says which documents are split into page ranges. Pure: plain data in,
+//! says which documents are split into page ranges, `plan_ocr` which pages
+//! each OCR job recognises. Pure: plain data in,
 //! decisions out.
 
 use std::collections::VecDeque;
@@ -11,9 +12,11 @@ use docmill_protocol::Format;
 use serde::Serialize;
 
 use crate::store::QueuedDoc;
+pub use ocr::plan_ocr;
 pub use plan::{chunk_pages, plan_ranges};
 pub use tier::{queue_by_tier, Tier};
 
+mod ocr;
 mod plan;
 mod tier;
 

@@ -353,6 +353,7 @@ mod tests {
                 docs_done: 4,
                 docs_failed: 1,
                 pages_done: 40,
+                ..DocCounts::default()
             },
             running: vec![RunningJob {
                 doc: 7,

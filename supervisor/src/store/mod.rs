@@ -18,16 +18,19 @@ use thiserror::Error;
 use crate::metrics::Snapshot;
 use docmill_protocol::PageRange;
 pub use sqlite::{
-    AttemptInfo, DocumentInfo, ErrorRate, ExportError, ExportPage, FailedFile, RunFailure, RunInfo,
-    RunStats, SlowDocument, SqliteError, SqliteStore, TierStats, APPLICATION_ID,
+    page_note, tenths, AttemptInfo, DocumentInfo, ErrorRate, ExportError, ExportPage, FailedFile,
+    RunFailure, RunInfo, RunStats, SlowDocument, SqliteError, SqliteStore, TierStats,
+    APPLICATION_ID, NO_TEXT_LAYER,
 };
 pub use types::{
-    expiry_ms, low_quality_bit, now_ms, Claim, DiscoverCounts, DocState, DocumentMatch, Failure,
-    Finished, FinishedResult, Found, FoundKind, LowQuality, Merged, PageMatch, PageMatches,
-    PageSearch, QueuedDoc, RetryPolicy, Status, TooNew, Written,
+    expiry_ms, low_quality_bit, now_ms, ocr_bits, Claim, DiscoverCounts, DocState, DocumentMatch,
+    Failure, Finished, FinishedResult, Found, FoundKind, LowQuality, Merged, OcrFollowUp, OcrPage,
+    PageMatch, PageMatches, PageSearch, PendingOcr, QueuedDoc, RetryPolicy, Status, TooNew,
+    Written,
 };
 
 pub use pg::PgStore;
+pub use rules::ocr::page_list as ocr_page_list;
 pub use runs::RunRow;
 
 /// The catalog schema this docmill writes and reads, per store; a newer
@@ -187,6 +190,24 @@ pub trait Store {
     fn forget(&mut self, paths: &[PathBuf]) -> Result<u64, StoreError>;
     /// Every run, oldest first.
     fn runs(&mut self) -> Result<Vec<RunRow>, StoreError>;
+    /// Whether this store takes OCR jobs (a document `split` into the
+    /// flagged pages to recognise); else flagged pages are read from the
+    /// OCR cache only.
+    fn ocr_jobs(&self) -> bool;
+    /// A document whose text chunks merged done, with pages flagged for
+    /// OCR: writes its content hash and cached pages and, when `ocr.jobs`
+    /// is not empty, makes it `split` into those OCR jobs; false (nothing
+    /// written) when it is no longer done.
+    fn plan_ocr(&mut self, doc: i64, hash: &str, ocr: &OcrFollowUp) -> Result<bool, StoreError>;
+    /// The OCR text the cache holds for `pages` of the file whose content
+    /// hash is `hash`, recognised under the settings `key`; pages it does
+    /// not hold are left out.
+    fn ocr_cached(
+        &mut self,
+        hash: &str,
+        key: &str,
+        pages: &[u32],
+    ) -> Result<Vec<OcrPage>, StoreError>;
 }
 
 /// Whether `--db` names a PostgreSQL server rather than a SQLite file.

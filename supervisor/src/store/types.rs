@@ -112,6 +112,8 @@ pub struct QueuedDoc {
     pub chunk: Option<PageRange>,
     /// The document's page count when known (chunk jobs); 0 otherwise.
     pub page_total: u32,
+    /// For an OCR job: the pages to recognise (ascending, within `chunk`).
+    pub ocr_pages: Option<Vec<u32>>,
 }
 
 impl QueuedDoc {
@@ -136,6 +138,7 @@ impl QueuedDoc {
             sched_size: size,
             chunk: None,
             page_total: 0,
+            ocr_pages: None,
         }
     }
 
@@ -229,6 +232,41 @@ pub enum FinishedResult {
     /// Handed back before its result could count (never started, or the
     /// file changed under it): back to the queue, no attempt recorded.
     Released,
+    /// A text job some of whose pages need OCR: written as `Done`, with the
+    /// pages the OCR cache held recognised in the same commit; when
+    /// `ocr.jobs` is not empty the document is `split` into those OCR jobs
+    /// instead of done, and done (or partial) when the last one ends.
+    Flagged {
+        summary: DocSummary,
+        pages: Vec<(u32, String, PageFlags)>,
+        ocr: OcrFollowUp,
+    },
+    /// An OCR job's pages: they replace the rows of the text job's pages,
+    /// and those recognised go in the OCR cache under `key`.
+    Recognised { key: String, pages: Vec<OcrPage> },
+}
+
+/// One page as OCR gave it (or the cache, or a failure).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OcrPage {
+    pub page: u32,
+    pub text: String,
+    pub flags: PageFlags,
+    /// Mean word confidence, 0-100, when the engine gave one.
+    pub confidence: Option<f32>,
+    /// Why the page failed, for `status`.
+    pub note: Option<String>,
+}
+
+/// What follows a text job with flagged pages.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OcrFollowUp {
+    /// The OCR settings key the cache is read and written under.
+    pub key: String,
+    /// Pages the cache held: written with the text job.
+    pub cached: Vec<OcrPage>,
+    /// The OCR jobs planned for the rest, each its pages in order.
+    pub jobs: Vec<Vec<u32>>,
 }
 
 /// What the walk made of one path.
@@ -376,6 +414,14 @@ pub struct Status {
     pub low_quality_pages: u64,
     /// The documents those pages belong to, in path order.
     pub low_quality: Vec<LowQuality>,
+    /// Pages whose text came from OCR (recognised, or from the OCR cache).
+    pub ocr_pages: u64,
+    /// Pages OCR could not read (each with its note in export).
+    pub ocr_failed_pages: u64,
+    /// Pages without a text layer that were not recognised (OCR off, or no
+    /// OCR engine installed), and their documents, in path order.
+    pub no_text_pages: u64,
+    pub no_text_layer: Vec<LowQuality>,
 }
 
 /// A document indexed with pages of low quality (`PageFlags::low_quality`).
@@ -383,6 +429,20 @@ pub struct Status {
 pub struct LowQuality {
     pub path: String,
     pub pages: u64,
+}
+
+/// The stored `flags` bits of OCR: a page flagged for it, and a page whose
+/// text came from it, as `PageFlags::bits` writes them.
+pub fn ocr_bits() -> (i64, i64) {
+    let needs = PageFlags {
+        needs_ocr: true,
+        ..PageFlags::default()
+    };
+    let ocr = PageFlags {
+        ocr: true,
+        ..PageFlags::default()
+    };
+    (needs.bits(), ocr.bits())
 }
 
 /// The stored `flags` bit of a low-quality page, as `PageFlags::bits`
@@ -410,6 +470,19 @@ impl Status {
 pub struct Merged {
     pub status: DocState,
     pub pages: u64,
+    /// A long document whose text merged done with pages its text chunks
+    /// flagged for OCR and that were not recognised yet: read from the
+    /// catalog, not from the run's memory, so that a run killed between
+    /// two chunks still recognises the earlier chunks' pages.
+    pub ocr: Option<PendingOcr>,
+}
+
+/// The pages of a merged document waiting for OCR, with what keys the cache.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingOcr {
+    pub hash: String,
+    pub page_total: u32,
+    pub pages: Vec<u32>,
 }
 
 #[cfg(test)]

@@ -131,6 +131,35 @@ fn spawn(tool: &str, cmd: &mut Command) -> Result<(Guard, JoinHandle<Stderr>), W
     spawn_with(tool, cmd, Stdio::piped())
 }
 
+/// Makes a child die with the worker's calling thread (Linux's parent-death
+/// signal). A worker killed by its supervisor takes its group along, but a
+/// worker that dies because its supervisor was killed (its own parent-death
+/// signal) would otherwise leave its tool running, still writing page files
+/// into a scratch folder the next run is sweeping away. Elsewhere the
+/// supervisor's group kill is what ends them.
+fn die_with_the_worker(cmd: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: the closure runs in the child between fork and exec and
+        // calls only prctl and getppid, which are async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // The worker may have died between fork and prctl.
+                if libc::getppid() == 1 {
+                    return Err(io::Error::other("the worker is gone"));
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cmd;
+}
+
 fn spawn_with(
     tool: &str,
     cmd: &mut Command,
@@ -139,6 +168,7 @@ fn spawn_with(
     cmd.stdin(Stdio::null())
         .stdout(stdout)
         .stderr(Stdio::piped());
+    die_with_the_worker(cmd);
     let mut child = cmd.spawn().map_err(|e| spawn_failure(tool, &e))?;
     let stderr = child.stderr.take();
     let guard = Guard { child: Some(child) };
@@ -398,23 +428,7 @@ pub fn run_bounded(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    // SAFETY: the closure runs in the child between fork and exec and calls
-    // only prctl and getppid, which are async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            #[cfg(target_os = "linux")]
-            {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // The worker may have died between fork and prctl.
-                if libc::getppid() == 1 {
-                    return Err(io::Error::other("the worker is gone"));
-                }
-            }
-            Ok(())
-        });
-    }
+    die_with_the_worker(cmd);
     let mut child = cmd.spawn().map_err(|e| spawn_failure(tool, &e))?;
     let pid = child.id();
     let stdin = child.stdin.take();

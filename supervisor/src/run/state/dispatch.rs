@@ -225,16 +225,15 @@ impl State {
             allow_mock: self.cfg.allow_mock,
             epub_entry_cap: self.cfg.epub_entry_cap,
             epub_book_cap: self.cfg.epub_book_cap,
-            // OCR is not scheduled yet: text jobs flag nothing.
-            ocr: docmill_protocol::OcrSettings {
-                mode: docmill_protocol::OcrMode::Off,
-                ..Default::default()
-            },
-            ocr_pages: None,
+            ocr: self.cfg.ocr.settings.clone(),
+            ocr_pages: doc.ocr_pages.clone(),
         };
-        // A chunk's pages are known; a whole document's once the worker
-        // has opened it.
-        let expected = doc.chunk.map_or(0, |r| r.last - r.first + 1);
+        // A chunk's pages are known, and an OCR job's; a whole document's
+        // once the worker has opened it.
+        let expected = match &doc.ocr_pages {
+            Some(pages) => pages.len() as u32,
+            None => doc.chunk.map_or(0, |r| r.last - r.first + 1),
+        };
         let deadline = self.now + self.job_deadline(&doc, expected);
         let started_ms = self.now_ms();
         let Some(slot) = self.slots.get_mut(&worker) else {
@@ -258,6 +257,7 @@ impl State {
             rss: 0,
             slowest: Duration::ZERO,
             pages: Vec::new(),
+            ocr_extra: Default::default(),
             alone,
         });
         self.out.push(Action::Send { worker, job });

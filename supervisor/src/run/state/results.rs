@@ -11,7 +11,7 @@ use docmill_protocol::{DocSummary, Outcome, PageRange};
 use super::{bytes_of, Ending, InFlight, State};
 use crate::run::action::Action;
 use crate::run::event::FileSeen;
-use crate::run::totals::{Committed, Fact, JobEnd};
+use crate::run::totals::{Committed, Fact, JobEnd, OcrCounts};
 use crate::schedule::plan_ranges;
 use crate::store::{DocState, Finished, FinishedResult, QueuedDoc, Written};
 
@@ -41,6 +41,10 @@ pub(super) struct Batch {
 }
 
 impl Batch {
+    pub(super) fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
     pub(super) fn due(&self, now: Instant) -> bool {
         self.jobs.len() >= COMMIT_JOBS
             || self.bytes >= COMMIT_BYTES
@@ -74,7 +78,13 @@ impl State {
         );
         self.recent_jobs += 1;
         self.totals.record(Fact::Attempt(Outcome::Done));
-        let mut job = job;
+        if job.doc.ocr_pages.is_some() {
+            self.on_recognised(job, pid);
+            return;
+        }
+        let Some((mut job, summary)) = self.ocr_follow_up(job, summary, pid) else {
+            return;
+        };
         let pages = std::mem::take(&mut job.pages);
         self.push_result(job.ending(pid), FinishedResult::Done { summary, pages });
     }
@@ -199,21 +209,48 @@ impl State {
     /// What the store writes of an attempt's end, and what the counts will
     /// need to know of it once written.
     pub(super) fn to_commit(&self, e: Ending, result: FinishedResult) -> (Finished, Committed) {
+        let mut ocr = OcrCounts::default();
+        // A document waiting for its OCR jobs is counted done when the
+        // last one ends, as a split document is.
+        let mut waits = e.doc.chunk.is_some();
         let end = match &result {
             FinishedResult::Done { pages, .. } => JobEnd::Done {
                 pages: pages.len() as u64,
             },
+            FinishedResult::Flagged {
+                pages, ocr: follow, ..
+            } => {
+                ocr.cached = follow.cached.len() as u64;
+                waits |= !follow.jobs.is_empty();
+                JobEnd::Done {
+                    pages: pages.len() as u64,
+                }
+            }
+            FinishedResult::Recognised { pages, .. } => {
+                let failed = pages.iter().filter(|p| p.flags.failed).count() as u64;
+                ocr.failed = failed;
+                ocr.recognised = pages.len() as u64 - failed;
+                // Its pages were counted with the text job.
+                JobEnd::Done { pages: 0 }
+            }
             FinishedResult::Failed {
                 outcome, status, ..
-            } => JobEnd::Failed {
-                outcome: *outcome,
-                state: *status,
-            },
+            } => {
+                // An OCR job that will not be tried again: its pages fail.
+                if let (Some(pages), true) = (&e.doc.ocr_pages, status.is_failure()) {
+                    ocr.failed = pages.len() as u64;
+                }
+                JobEnd::Failed {
+                    outcome: *outcome,
+                    state: *status,
+                }
+            }
             FinishedResult::Released => JobEnd::Released,
         };
         let note = Committed {
             doc: e.doc.id,
-            chunk: e.doc.chunk.is_some(),
+            chunk: waits,
+            ocr,
             format: e.doc.format,
             rescued: e.doc.engine_idx > 0,
             end,
@@ -268,6 +305,18 @@ impl State {
                 }
                 Written::Held => {}
             }
+            self.ocr_planned(job.doc, written != Written::Lost);
+            let written = match written {
+                Written::Merged(m) => {
+                    if self.text_merged(&m, job.doc) {
+                        // Counted when its text merged.
+                        Written::Held
+                    } else {
+                        Written::Merged(m)
+                    }
+                }
+                other => other,
+            };
             self.totals.record(Fact::Written { job, written });
         }
     }

@@ -22,12 +22,18 @@ impl State {
         for (id, slot) in &self.slots {
             let Some(job) = &slot.job else { continue };
             let still = now.duration_since(job.last_progress);
-            let stall = policy::stall_limit(
-                &self.cfg.timeouts,
-                job.doc.job_size(),
-                job.opened,
-                job.doc.attempts,
-            );
+            // An OCR page takes far longer than the text page timeout.
+            let stall = match &job.doc.ocr_pages {
+                Some(_) => policy::ocr_stall_limit(std::time::Duration::from_millis(
+                    self.cfg.ocr.settings.page_timeout_ms,
+                )),
+                None => policy::stall_limit(
+                    &self.cfg.timeouts,
+                    job.doc.job_size(),
+                    job.opened,
+                    job.doc.attempts,
+                ),
+            };
             if now >= job.deadline {
                 let secs = job.deadline.duration_since(job.started).as_secs_f64();
                 kills.push((*id, KillReason::Deadline { secs }));

@@ -8,7 +8,9 @@ use postgres::Transaction;
 
 use super::{pg_text, summary_texts, PageColumns, PgStore, NOW_MS};
 use crate::store::rules::{self, attempt_of, Ended};
-use crate::store::{Claim, DocState, Finished, FinishedResult, Merged, StoreError, Written};
+use crate::store::{
+    Claim, DocState, Finished, FinishedResult, Merged, PendingOcr, StoreError, Written,
+};
 
 impl PgStore {
     pub(super) fn split(
@@ -101,7 +103,23 @@ pub(super) fn write_chunk(
     let first = i64::from(range.first);
     let token = job.claim.token;
     let n = match &job.result {
-        FinishedResult::Done { summary, pages } => {
+        FinishedResult::Recognised { key, pages } => {
+            let n = tx.execute(
+                &format!(
+                    "UPDATE chunks SET status = 'done', outcome = 'done', reason = NULL,
+                         engine = 'tesseract', lease_owner = NULL, lease_expires = NULL,
+                         updated_ms = {NOW_MS}
+                     WHERE doc_id = $1 AND first = $2 AND lease_token = $3 AND status = 'running'"
+                ),
+                &[&job.doc, &first, &token],
+            )?;
+            if n == 1 {
+                super::ocr::recognised(tx, job.doc, key, pages)?;
+            }
+            n
+        }
+        FinishedResult::Done { summary, pages }
+        | FinishedResult::Flagged { summary, pages, .. } => {
             let [title, author, language] = summary_texts(summary);
             let n = tx.execute(
                 &format!(
@@ -121,6 +139,14 @@ pub(super) fn write_chunk(
                 ],
             )?;
             if n == 1 {
+                // A text chunk that flagged pages: the merge finds them by
+                // the document's hash.
+                if let Some(hash) = &summary.content_hash {
+                    tx.execute(
+                        "UPDATE documents SET content_hash = $1 WHERE id = $2",
+                        &[hash, &job.doc],
+                    )?;
+                }
                 tx.execute(
                     "DELETE FROM chunk_pages WHERE doc_id = $1 AND page BETWEEN $2 AND $3",
                     &[&job.doc, &first, &i64::from(range.last)],
@@ -187,7 +213,12 @@ pub(super) fn write_chunk(
             &first,
         ],
     )?;
-    Ok(match merge(tx, job.doc)? {
+    let merged = if super::ocr::has_ocr_jobs(tx, job.doc)? {
+        super::ocr::merge(tx, job.doc)?
+    } else {
+        merge(tx, job.doc)?
+    };
+    Ok(match merged {
         Some(m) => Written::Merged(m),
         None => Written::Held,
     })
@@ -240,8 +271,41 @@ fn merge(tx: &mut Transaction<'_>, doc: i64) -> Result<Option<Merged>, postgres:
         ),
         &[&merge.state.as_str(), &merge.outcome, &merge.reason, &doc],
     )?;
+    let ocr = if merge.state == DocState::Done {
+        pending_ocr(tx, doc)?
+    } else {
+        None
+    };
     Ok(Some(Merged {
         status: merge.state,
+        pages,
+        ocr,
+    }))
+}
+
+/// The pages of `doc` flagged for OCR (bit 2) and not recognised (bit 3),
+/// with the hash that keys the cache; None when there are none or no hash.
+fn pending_ocr(tx: &mut Transaction<'_>, doc: i64) -> Result<Option<PendingOcr>, postgres::Error> {
+    let row = tx.query_one(
+        "SELECT content_hash, page_count FROM documents WHERE id = $1",
+        &[&doc],
+    )?;
+    let (hash, total): (Option<String>, Option<i64>) = (row.get(0), row.get(1));
+    let Some(hash) = hash else {
+        return Ok(None);
+    };
+    let pages: Vec<u32> = tx
+        .query(
+            "SELECT page FROM pages WHERE doc_id = $1 AND flags & 4 <> 0 AND flags & 8 = 0
+             ORDER BY page",
+            &[&doc],
+        )?
+        .iter()
+        .map(|r| r.get::<_, i64>(0) as u32)
+        .collect();
+    Ok((!pages.is_empty()).then(|| PendingOcr {
+        hash,
+        page_total: total.map_or(0, |t| t as u32),
         pages,
     }))
 }

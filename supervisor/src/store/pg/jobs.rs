@@ -24,7 +24,10 @@ impl PgStore {
                 let job = &jobs[i];
                 out[i] = match job.chunk {
                     Some(range) => super::chunks::write_chunk(tx, job, range)?,
-                    None if write_one(tx, job)? => Written::Held,
+                    None if write_one(tx, job)? => {
+                        super::ocr::follow_up(tx, job)?;
+                        Written::Held
+                    }
                     None => Written::Lost,
                 };
             }
@@ -86,7 +89,8 @@ fn write_one(tx: &mut Transaction<'_>, job: &Finished) -> Result<bool, postgres:
         &job.ended_ms,
     ];
     let row = match &job.result {
-        FinishedResult::Done { summary, pages } => {
+        FinishedResult::Done { summary, pages }
+        | FinishedResult::Flagged { summary, pages, .. } => {
             let columns = PageColumns::of(pages.iter());
             let [title, author, language] = summary_texts(summary);
             let page_count = i64::from(summary.page_count);
@@ -145,6 +149,7 @@ fn write_one(tx: &mut Transaction<'_>, job: &Finished) -> Result<bool, postgres:
             )?
         }
         FinishedResult::Released => unreachable!("a released job records no attempt"),
+        FinishedResult::Recognised { .. } => unreachable!("an OCR job is a chunk job"),
     };
     Ok(row.get::<_, i64>(0) == 1)
 }

@@ -32,7 +32,7 @@ impl PgStore {
         let chunks = self.client.query(
             &format!(
                 "SELECT d.id, d.path, d.size, d.mtime_ns, d.format, c.attempts, c.first, c.last,
-                        coalesce(d.page_count, 0)
+                        coalesce(d.page_count, 0), c.ocr_pages
                  FROM chunks c JOIN documents d ON d.id = c.doc_id
                  WHERE d.status = 'split'
                    AND (c.status = 'pending' OR (c.status = 'running' AND c.lease_expires < {NOW_MS}))
@@ -47,6 +47,9 @@ impl PgStore {
                 first: r.get::<_, i64>(6) as u32,
                 last: r.get::<_, i64>(7) as u32,
             });
+            doc.ocr_pages = r
+                .get::<_, Option<String>>(9)
+                .map(|l| crate::store::rules::ocr::parse_page_list(&l));
             docs.push(doc);
         }
         Ok(docs)

@@ -11,6 +11,7 @@ mod discover;
 mod forget;
 mod jobs;
 mod leases;
+mod ocr;
 mod query;
 mod runs;
 mod schema;
@@ -189,6 +190,28 @@ fn retryable(e: &postgres::Error) -> bool {
 }
 
 impl Store for PgStore {
+    fn ocr_cached(
+        &mut self,
+        hash: &str,
+        key: &str,
+        pages: &[u32],
+    ) -> Result<Vec<crate::store::OcrPage>, StoreError> {
+        PgStore::ocr_cached(self, hash, key, pages)
+    }
+
+    fn plan_ocr(
+        &mut self,
+        doc: i64,
+        hash: &str,
+        ocr: &crate::store::OcrFollowUp,
+    ) -> Result<bool, StoreError> {
+        PgStore::plan_ocr(self, doc, hash, ocr)
+    }
+
+    fn ocr_jobs(&self) -> bool {
+        true
+    }
+
     fn begin_run(&mut self, owner: &str, options: &str) -> Result<i64, StoreError> {
         PgStore::begin_run(self, owner, options)
     }

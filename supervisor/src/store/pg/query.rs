@@ -10,8 +10,8 @@ use postgres::types::ToSql;
 use crate::search::group::{group, RankedPage};
 use crate::search::render;
 use crate::store::{
-    low_quality_bit, now_ms, DocumentMatch, ExportPage, Failure, LowQuality, PageMatch,
-    PageMatches, PageSearch, Status, StoreError,
+    low_quality_bit, now_ms, page_note, tenths, DocumentMatch, ExportPage, Failure, LowQuality,
+    PageMatch, PageMatches, PageSearch, Status, StoreError,
 };
 
 impl PgStore {
@@ -240,6 +240,36 @@ impl PgStore {
             })
             .collect();
         status.low_quality_pages = status.low_quality.iter().map(|d| d.pages).sum();
+        let (needs, ocr) = crate::store::ocr_bits();
+        let failed = docmill_protocol::PageFlags {
+            failed: true,
+            ..Default::default()
+        }
+        .bits();
+        let row = self.client.query_one(
+            "SELECT count(*) FILTER (WHERE p.flags & $1 != 0 AND p.flags & $2 = 0),
+                    count(*) FILTER (WHERE p.flags & $1 != 0 AND p.flags & $2 != 0)
+             FROM pages p JOIN documents d ON d.id = p.doc_id
+             WHERE d.status IN ('done', 'partial', 'split')",
+            &[&ocr, &failed],
+        )?;
+        status.ocr_pages = row.get::<_, i64>(0) as u64;
+        status.ocr_failed_pages = row.get::<_, i64>(1) as u64;
+        status.no_text_layer = self
+            .client
+            .query(
+                "SELECT d.display_path, count(*) FROM pages p JOIN documents d ON d.id = p.doc_id
+                 WHERE d.status IN ('done', 'partial') AND p.flags & $1 != 0 AND p.flags & $2 = 0
+                 GROUP BY d.id, d.path, d.display_path ORDER BY d.path",
+                &[&needs, &ocr],
+            )?
+            .iter()
+            .map(|r| LowQuality {
+                path: r.get(0),
+                pages: r.get::<_, i64>(1) as u64,
+            })
+            .collect();
+        status.no_text_pages = status.no_text_layer.iter().map(|d| d.pages).sum();
         Ok(status)
     }
 
@@ -248,13 +278,14 @@ impl PgStore {
         // pages never sits in memory at once.
         let mut tx = self.client.transaction()?;
         let portal = tx.bind(
-            "SELECT d.display_path, p.page, p.text, p.flags FROM pages p
+            "SELECT d.display_path, p.page, p.text, p.flags, p.ocr_confidence, p.note FROM pages p
              JOIN documents d ON d.id = p.doc_id
              WHERE d.status IN ('done', 'partial')
              ORDER BY d.path, p.page",
             &[],
         )?;
         let low = low_quality_bit();
+        let (_, ocr) = crate::store::ocr_bits();
         let mut n = 0;
         loop {
             let rows = tx.query_portal(&portal, 1000)?;
@@ -262,11 +293,15 @@ impl PgStore {
                 break;
             }
             for row in &rows {
+                let flags: i64 = row.get(3);
                 let page = ExportPage {
                     path: row.get(0),
                     page: row.get::<_, i64>(1) as u32,
                     text: row.get(2),
-                    low_quality: row.get::<_, i64>(3) & low != 0,
+                    low_quality: flags & low != 0,
+                    ocr: flags & ocr != 0,
+                    confidence: row.get::<_, Option<f32>>(4).map(|c| tenths(f64::from(c))),
+                    note: page_note(flags, row.get(5)),
                 };
                 serde_json::to_writer(&mut *out, &page).map_err(std::io::Error::from)?;
                 out.write_all(b"\n")?;

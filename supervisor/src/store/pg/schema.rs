@@ -233,6 +233,25 @@ FROM documents d WHERE d.id = p.doc_id;
 ";
 
 /// Creates the schema, or checks that this docmill knows the one there.
+/// Added after schema 2 without a version of their own (every statement
+/// is IF NOT EXISTS, and older docmills ignore them): OCR's page columns,
+/// the file's content hash, an OCR job's page list, and the OCR cache (see
+/// the SQLite schema for what each holds).
+const OCR_ADDITIONS: &str = "
+ALTER TABLE pages ADD COLUMN IF NOT EXISTS ocr_confidence REAL;
+ALTER TABLE pages ADD COLUMN IF NOT EXISTS note TEXT;
+ALTER TABLE documents ADD COLUMN IF NOT EXISTS content_hash TEXT;
+ALTER TABLE chunks ADD COLUMN IF NOT EXISTS ocr_pages TEXT;
+CREATE TABLE IF NOT EXISTS ocr_cache (
+    content_hash  TEXT NOT NULL,
+    page          BIGINT NOT NULL,
+    settings_key  TEXT NOT NULL,
+    text          TEXT NOT NULL,
+    confidence    REAL,
+    PRIMARY KEY (content_hash, page, settings_key)
+);
+";
+
 pub(super) fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
@@ -275,8 +294,29 @@ pub(super) fn migrate(client: &mut Client) -> Result<(), StoreError> {
             )?;
         }
     }
+    // ALTER TABLE takes its table's strongest lock even when the column is
+    // there, and would wait on any supervisor in a transaction (one that
+    // is paused, say): the additions run only when something is missing.
+    if !has_ocr_additions(&mut tx)? {
+        tx.batch_execute(OCR_ADDITIONS)?;
+    }
     tx.commit()?;
     Ok(())
+}
+
+/// Whether the OCR additions are there (see `OCR_ADDITIONS`).
+fn has_ocr_additions(client: &mut impl postgres::GenericClient) -> Result<bool, postgres::Error> {
+    Ok(client
+        .query_one(
+            "SELECT to_regclass('ocr_cache') IS NOT NULL AND (
+                 SELECT count(*) FROM information_schema.columns
+                 WHERE table_schema = current_schema()
+                   AND (table_name, column_name) IN (('pages', 'ocr_confidence'),
+                       ('pages', 'note'), ('documents', 'content_hash'), ('chunks', 'ocr_pages'))
+             ) = 4",
+            &[],
+        )?
+        .get(0))
 }
 
 /// The schema this docmill writes, for `docmill --version`.
@@ -306,6 +346,8 @@ pub(super) fn check(client: &mut Client, url: &str) -> Result<(), StoreError> {
         }
         .into()),
         Some(v) if v < VERSION => Err(StoreError::Outdated(named())),
+        // The reading commands read the OCR columns.
+        Some(_) if !has_ocr_additions(client)? => Err(StoreError::Outdated(named())),
         Some(_) => Ok(()),
     }
 }

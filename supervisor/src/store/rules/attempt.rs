@@ -18,17 +18,24 @@ pub struct Attempt<'a> {
 /// never an attempt.
 pub fn attempt_of(result: &FinishedResult) -> Option<Attempt<'_>> {
     match result {
-        FinishedResult::Done { summary, .. } => Some(Attempt {
-            outcome: Outcome::Done,
-            reason: None,
-            engine: Some(summary.engine.as_str()),
-        }),
+        FinishedResult::Done { summary, .. } | FinishedResult::Flagged { summary, .. } => {
+            Some(Attempt {
+                outcome: Outcome::Done,
+                reason: None,
+                engine: Some(summary.engine.as_str()),
+            })
+        }
         FinishedResult::Failed {
             outcome, reason, ..
         } => Some(Attempt {
             outcome: *outcome,
             reason: Some(reason.as_str()),
             engine: None,
+        }),
+        FinishedResult::Recognised { .. } => Some(Attempt {
+            outcome: Outcome::Done,
+            reason: None,
+            engine: Some("tesseract"),
         }),
         FinishedResult::Released => None,
     }

@@ -4,6 +4,7 @@
 
 mod attempt;
 mod merge;
+pub mod ocr;
 mod rediscover;
 mod subtree;
 

@@ -9,7 +9,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::{SqliteError, SqliteStore};
 use crate::store::rules::{self, Ended};
-use crate::store::{now_ms, Claim, DocState, Merged};
+use crate::store::{now_ms, Claim, DocState, Merged, PendingOcr};
 
 impl SqliteStore {
     /// Turns a claimed document into chunk jobs, fenced by its lease: a
@@ -142,8 +142,39 @@ pub(super) fn merge(tx: &Transaction<'_>, doc: i64) -> Result<Option<Merged>, Sq
          WHERE id = ?5",
         params![merge.state, merge.outcome, merge.reason, now_ms(), doc],
     )?;
+    let ocr = if merge.state == DocState::Done {
+        pending_ocr(tx, doc)?
+    } else {
+        None
+    };
     Ok(Some(Merged {
         status: merge.state,
+        pages,
+        ocr,
+    }))
+}
+
+/// The pages of `doc` flagged for OCR (bit 2) and not recognised (bit 3),
+/// with the hash that keys the cache; None when there are none or no hash.
+fn pending_ocr(tx: &Transaction<'_>, doc: i64) -> Result<Option<PendingOcr>, SqliteError> {
+    let (hash, total): (Option<String>, Option<i64>) = tx.query_row(
+        "SELECT content_hash, page_count FROM documents WHERE id = ?1",
+        params![doc],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let Some(hash) = hash else {
+        return Ok(None);
+    };
+    let mut stmt = tx.prepare_cached(
+        "SELECT page FROM pages WHERE doc_id = ?1 AND flags & 4 != 0 AND flags & 8 = 0
+         ORDER BY page",
+    )?;
+    let pages: Vec<u32> = stmt
+        .query_map(params![doc], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok((!pages.is_empty()).then(|| PendingOcr {
+        hash,
+        page_total: total.map_or(0, |t| t as u32),
         pages,
     }))
 }

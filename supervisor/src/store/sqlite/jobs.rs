@@ -90,25 +90,36 @@ fn write(tx: &Transaction<'_>, job: &Finished) -> Result<Written, SqliteError> {
         FinishedResult::Done { summary, pages } => {
             let held = mark_done(tx, job, summary, &now)?;
             if held {
-                // A chunk's pages are indexed now, while other chunks still
-                // run; search and status skip the pages of chunks done but
-                // not merged, and export reads only done and partial
-                // documents, so the document becomes searchable at once,
-                // at the merge.
-                let range = job.chunk.unwrap_or(PageRange {
-                    first: 0,
-                    last: u32::MAX,
-                });
-                tx.execute(
-                    "DELETE FROM pages WHERE doc_id = ?1 AND page BETWEEN ?2 AND ?3",
-                    params![job.doc, range.first, range.last],
-                )?;
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO pages (doc_id, page, text, flags) VALUES (?1, ?2, ?3, ?4)",
-                )?;
-                for (page, text, flags) in pages.iter().filter(|(p, _, _)| range.contains(*p)) {
-                    insert.execute(params![job.doc, page, text, flags.bits()])?;
+                write_pages(tx, job, pages)?;
+                // A text chunk that flagged pages: the merge finds them by
+                // the document's hash.
+                if let (Some(hash), Some(_)) = (&summary.content_hash, &job.chunk) {
+                    tx.execute(
+                        "UPDATE documents SET content_hash = ?1 WHERE id = ?2",
+                        rusqlite::params![hash, job.doc],
+                    )?;
                 }
+            }
+            held
+        }
+        FinishedResult::Flagged {
+            summary,
+            pages,
+            ocr,
+        } => {
+            let held = mark_done(tx, job, summary, &now)?;
+            if held {
+                write_pages(tx, job, pages)?;
+                let hash = summary.content_hash.as_deref();
+                super::ocr::follow_up(tx, job.doc, job.chunk.is_none(), hash, ocr)?;
+            }
+            held
+        }
+        FinishedResult::Recognised { key, pages } => {
+            let set = "status = 'done', outcome = 'done', reason = NULL, engine = 'tesseract'";
+            let held = fenced(tx, job, set, vec![(":now", &now)])?;
+            if held {
+                super::ocr::recognised(tx, job.doc, key, pages)?;
             }
             held
         }
@@ -147,10 +158,42 @@ fn write(tx: &Transaction<'_>, job: &Finished) -> Result<Written, SqliteError> {
     if job.chunk.is_none() {
         return Ok(Written::Held);
     }
-    Ok(match super::chunks::merge(tx, job.doc)? {
+    let merged = if super::ocr::has_ocr_jobs(tx, job.doc)? {
+        super::ocr::merge(tx, job.doc)?
+    } else {
+        super::chunks::merge(tx, job.doc)?
+    };
+    Ok(match merged {
         Some(m) => Written::Merged(m),
         None => Written::Held,
     })
+}
+
+/// A text job's pages replace those of its range (a whole document: all of
+/// them).
+fn write_pages(
+    tx: &Transaction<'_>,
+    job: &Finished,
+    pages: &[(u32, String, docmill_protocol::PageFlags)],
+) -> Result<(), SqliteError> {
+    // A chunk's pages are indexed now, while other chunks still run;
+    // search and status skip the pages of chunks done but not merged, and
+    // export reads only done and partial documents, so the document
+    // becomes searchable at once, at the merge.
+    let range = job.chunk.unwrap_or(PageRange {
+        first: 0,
+        last: u32::MAX,
+    });
+    tx.execute(
+        "DELETE FROM pages WHERE doc_id = ?1 AND page BETWEEN ?2 AND ?3",
+        params![job.doc, range.first, range.last],
+    )?;
+    let mut insert =
+        tx.prepare_cached("INSERT INTO pages (doc_id, page, text, flags) VALUES (?1, ?2, ?3, ?4)")?;
+    for (page, text, flags) in pages.iter().filter(|(p, _, _)| range.contains(*p)) {
+        insert.execute(params![job.doc, page, text, flags.bits()])?;
+    }
+    Ok(())
 }
 
 /// Marks a job's row done with what the engine said of the document; a

@@ -71,7 +71,7 @@ impl SqliteStore {
     fn pending_chunks(&self) -> Result<Vec<QueuedDoc>, SqliteError> {
         let mut stmt = self.conn.prepare(
             "SELECT d.id, d.path, d.size, d.mtime_ns, d.format, c.attempts, c.first, c.last,
-                    coalesce(d.page_count, 0)
+                    coalesce(d.page_count, 0), c.ocr_pages
              FROM chunks c JOIN documents d ON d.id = c.doc_id
              WHERE d.status = 'split' AND c.status = 'pending'
              ORDER BY d.path, c.first",
@@ -83,6 +83,9 @@ impl SqliteStore {
                 first: r.get(6)?,
                 last: r.get(7)?,
             });
+            doc.ocr_pages = r
+                .get::<_, Option<String>>(9)?
+                .map(|l| crate::store::rules::ocr::parse_page_list(&l));
             Ok(doc)
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -8,6 +8,7 @@ mod discover;
 mod forget;
 mod jobs;
 mod leases;
+mod ocr;
 mod open;
 mod query;
 mod runs;
@@ -26,7 +27,7 @@ use super::{now_ms, TooNew};
 pub use browse::{AttemptInfo, DocumentInfo, RunFailure};
 pub(super) use open::damaged;
 pub use open::APPLICATION_ID;
-pub use query::{ExportError, ExportPage};
+pub use query::{page_note, tenths, ExportError, ExportPage, NO_TEXT_LAYER};
 pub use samples::{ErrorRate, FailedFile, RunInfo, RunStats, SlowDocument, TierStats};
 pub use schema::VERSION as SCHEMA_VERSION;
 
@@ -207,7 +208,10 @@ impl SqliteStore {
             }
             tx.pragma_update(None, "user_version", schema::VERSION)?;
             tx.commit()?;
-        } else if !self.has_table("samples")? || !self.has_table("chunks")? {
+        } else if !self.has_table("samples")?
+            || !self.has_table("chunks")?
+            || !self.has_table("ocr_cache")?
+        {
             // A database made before the samples or chunks tables: it only
             // adds tables (every statement is IF NOT EXISTS), so the version
             // stays and older docmills still open it.

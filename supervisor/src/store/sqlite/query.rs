@@ -18,9 +18,33 @@ pub struct ExportPage<'a> {
     pub path: &'a str,
     pub page: u32,
     pub text: &'a str,
+    /// Whether the text came from OCR.
+    pub ocr: bool,
     /// Written only when set, so that other pages export as before.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub low_quality: bool,
+    /// OCR's mean word confidence (0-100), where the engine gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    /// Why the page has no text (OCR failed, or no OCR engine read it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<&'a str>,
+}
+
+/// A confidence as people read it: to a tenth, whatever the store's float
+/// made of it.
+pub fn tenths(c: f64) -> f64 {
+    (c * 10.0).round() / 10.0
+}
+
+/// What a page's note says when it has no text layer and OCR did not run.
+pub const NO_TEXT_LAYER: &str = "no text layer; install tesseract-ocr to read it";
+
+/// A page's export note: its stored note, or the no-text-layer one for a
+/// flagged page that was never recognised.
+pub fn page_note(flags: i64, note: Option<&str>) -> Option<&str> {
+    let (needs, ocr) = crate::store::ocr_bits();
+    note.or((flags & needs != 0 && flags & ocr == 0).then_some(NO_TEXT_LAYER))
 }
 
 impl SqliteStore {
@@ -239,6 +263,33 @@ impl SqliteStore {
         })?;
         status.low_quality = rows.collect::<Result<_, _>>()?;
         status.low_quality_pages = status.low_quality.iter().map(|d| d.pages).sum();
+        let (needs, ocr) = crate::store::ocr_bits();
+        let failed = docmill_protocol::PageFlags {
+            failed: true,
+            ..Default::default()
+        }
+        .bits();
+        (status.ocr_pages, status.ocr_failed_pages) = self.conn.query_row(
+            "SELECT coalesce(sum(p.flags & ?1 != 0 AND p.flags & ?2 = 0), 0),
+                    coalesce(sum(p.flags & ?1 != 0 AND p.flags & ?2 != 0), 0)
+             FROM pages p JOIN documents d ON d.id = p.doc_id
+             WHERE d.status IN ('done', 'partial', 'split')",
+            params![ocr, failed],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        )?;
+        let mut stmt = self.conn.prepare(
+            "SELECT d.display_path, count(*) FROM pages p JOIN documents d ON d.id = p.doc_id
+             WHERE d.status IN ('done', 'partial') AND p.flags & ?1 != 0 AND p.flags & ?2 = 0
+             GROUP BY d.id ORDER BY d.path",
+        )?;
+        let rows = stmt.query_map(params![needs, ocr], |r| {
+            Ok(LowQuality {
+                path: r.get(0)?,
+                pages: r.get::<_, i64>(1)? as u64,
+            })
+        })?;
+        status.no_text_layer = rows.collect::<Result<_, _>>()?;
+        status.no_text_pages = status.no_text_layer.iter().map(|d| d.pages).sum();
         Ok(status)
     }
 
@@ -246,22 +297,28 @@ impl SqliteStore {
     /// library gives the same bytes whatever the worker count or history.
     pub fn export(&self, out: &mut dyn Write) -> Result<u64, ExportError> {
         let mut stmt = self.conn.prepare(
-            "SELECT d.display_path, p.page, p.text, p.flags FROM pages p
+            "SELECT d.display_path, p.page, p.text, p.flags, p.ocr_confidence, p.note FROM pages p
              JOIN documents d ON d.id = p.doc_id
              WHERE d.status IN ('done', 'partial')
              ORDER BY d.path, p.page",
         )?;
         let low = low_quality_bit();
+        let (_, ocr) = crate::store::ocr_bits();
         let mut rows = stmt.query([])?;
         let mut n = 0;
         while let Some(row) = rows.next()? {
             let path: String = row.get(0)?;
             let text: String = row.get(2)?;
+            let flags: i64 = row.get(3)?;
+            let note: Option<String> = row.get(5)?;
             let page = ExportPage {
                 path: &path,
                 page: row.get(1)?,
                 text: &text,
-                low_quality: row.get::<_, i64>(3)? & low != 0,
+                low_quality: flags & low != 0,
+                ocr: flags & ocr != 0,
+                confidence: row.get::<_, Option<f64>>(4)?.map(tenths),
+                note: page_note(flags, note.as_deref()),
             };
             serde_json::to_writer(&mut *out, &page).map_err(std::io::Error::from)?;
             out.write_all(b"\n")?;

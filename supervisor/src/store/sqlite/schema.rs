@@ -8,7 +8,16 @@ pub const VERSION: i64 = 2;
 
 /// Columns added after a table was first released: (table, column, type).
 /// Added in place when missing; older docmills ignore them.
-pub const ADDED_COLUMNS: &[(&str, &str, &str)] = &[("attempts", "chunk_first", "INTEGER")];
+pub const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("attempts", "chunk_first", "INTEGER"),
+    // OCR: a recognised page's mean word confidence, and why a page
+    // failed; the file's content hash (the OCR cache's key); an OCR job's
+    // pages (comma-separated; NULL for a page-range chunk).
+    ("pages", "ocr_confidence", "REAL"),
+    ("pages", "note", "TEXT"),
+    ("documents", "content_hash", "TEXT"),
+    ("chunks", "ocr_pages", "TEXT"),
+];
 
 pub const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (
@@ -168,6 +177,19 @@ CREATE TABLE IF NOT EXISTS chunk_pages (
     text    TEXT NOT NULL,
     flags   INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (doc_id, page)
+);
+
+-- OCR text by the file's content (BLAKE3 of its bytes), page and the
+-- settings that change what is recognised (`ocr::settings_key`): a renamed,
+-- moved or touched file, or a run after an interruption, finds its pages
+-- here and never recognises them again.
+CREATE TABLE IF NOT EXISTS ocr_cache (
+    content_hash  TEXT NOT NULL,
+    page          INTEGER NOT NULL,
+    settings_key  TEXT NOT NULL,
+    text          TEXT NOT NULL,
+    confidence    REAL,
+    PRIMARY KEY (content_hash, page, settings_key)
 );
 
 -- The run's time series: a metrics::Snapshot as JSON every few seconds and

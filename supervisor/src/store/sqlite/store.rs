@@ -142,4 +142,26 @@ impl Store for SqliteStore {
     fn runs(&mut self) -> Result<Vec<RunRow>, StoreError> {
         Ok(SqliteStore::runs(self)?)
     }
+
+    fn plan_ocr(
+        &mut self,
+        doc: i64,
+        hash: &str,
+        ocr: &crate::store::OcrFollowUp,
+    ) -> Result<bool, StoreError> {
+        Ok(SqliteStore::plan_ocr(self, doc, hash, ocr)?)
+    }
+
+    fn ocr_jobs(&self) -> bool {
+        true
+    }
+
+    fn ocr_cached(
+        &mut self,
+        hash: &str,
+        key: &str,
+        pages: &[u32],
+    ) -> Result<Vec<crate::store::OcrPage>, StoreError> {
+        Ok(SqliteStore::ocr_cached(self, hash, key, pages)?)
+    }
 }

@@ -5,9 +5,11 @@
 //! attempt's end means; `results`: what becomes of text that arrived;
 //! `stalls`: page progress, deadlines that follow the page count, and
 //! memory that climbs with no progress; `workers`: when workers start,
-//! stop and are killed.
+//! stop and are killed; `ocr`: the OCR cache, OCR jobs planned across the
+//! workers, their deadlines, stalls and failures.
 
 mod failures;
+mod ocr;
 mod results;
 mod stalls;
 mod workers;
@@ -72,8 +74,10 @@ fn config() -> RunConfig {
         mem_limit: GIB,
         allow_mock: false,
         epub_entry_cap: 0,
+        ocr: crate::ocr::RunOcr::off(),
         epub_book_cap: 0,
         chunks: true,
+        ocr_jobs: true,
         shared: false,
     }
 }
@@ -95,6 +99,10 @@ struct World {
     readings: Readings,
     /// The reason written for each failed attempt, in commit order.
     reasons: Vec<String>,
+    /// Pages the OCR cache holds (of any file).
+    ocr_cache: Vec<u32>,
+    /// Every job written, in commit order, for tests that look inside.
+    committed: Vec<crate::store::Finished>,
 }
 
 impl World {
@@ -108,6 +116,8 @@ impl World {
             taken: HashSet::new(),
             readings: Readings::default(),
             reasons: Vec::new(),
+            ocr_cache: Vec::new(),
+            committed: Vec::new(),
         }
     }
 
@@ -150,9 +160,29 @@ impl World {
                     .iter()
                     .map(|_| self.written.pop_front().unwrap_or(Written::Held))
                     .collect();
+                self.committed.extend(jobs);
                 Some(Event::Committed { batch, written })
             }
             Action::Split { .. } => Some(Event::SplitWritten { planned: true }),
+            Action::PlanOcr { doc, .. } => Some(Event::OcrPlanned { doc, planned: true }),
+            Action::OcrLookup { doc, pages, .. } => Some(Event::OcrCached {
+                doc,
+                pages: pages
+                    .iter()
+                    .filter(|p| self.ocr_cache.contains(p))
+                    .map(|&p| crate::store::OcrPage {
+                        page: p,
+                        text: format!("cached {p}"),
+                        flags: PageFlags {
+                            needs_ocr: true,
+                            ocr: true,
+                            ..PageFlags::default()
+                        },
+                        confidence: Some(80.0),
+                        note: None,
+                    })
+                    .collect(),
+            }),
             Action::Sample => Some(Event::Readings(self.readings.clone())),
             Action::Poll => Some(Event::Polled {
                 more: Vec::new(),
@@ -192,6 +222,8 @@ fn page(worker: WorkerId, job: u64, page: u32) -> Event {
         page,
         text: "some text".into(),
         flags: PageFlags::default(),
+        confidence: None,
+        note: None,
     }
 }
 
