@@ -61,6 +61,7 @@ fn corpus_end_to_end() {
         .collect()
     };
     let mut checked = 0;
+    let mut scanned = 0;
     for entry in manifest() {
         let key = corpus.join(&entry.path).to_string_lossy().into_owned();
         let (status, pages, reason) = docs
@@ -99,10 +100,25 @@ fn corpus_end_to_end() {
                     entry.path
                 );
             }
+            // Scans have no text layer: OCR (installed by scripts/test)
+            // gives every one searchable words.
+            "scanned" => {
+                let words: i64 = conn
+                    .query_row(
+                        "SELECT count(*) FROM pages p JOIN documents d ON d.id = p.doc_id
+                         WHERE d.display_path = ?1 AND length(trim(p.text)) > 0",
+                        [&key],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                assert!(words > 0, "{}: no page has text ({status})", entry.path);
+                scanned += 1;
+            }
             _ => {}
         }
     }
     assert!(checked >= 90, "only {checked} normal documents checked");
+    assert!(scanned >= 13, "only {scanned} scanned documents checked");
 
     // A phrase known to be on page 1 of the TraceMonkey paper.
     let r = three.run(&[

@@ -141,8 +141,23 @@ fn which_in(program: &str, path: &OsStr) -> Option<PathBuf> {
 /// Runs `program -v` and returns what it printed (stderr, then stdout),
 /// killing it if it does not finish in time.
 fn probe_version(program: &Path) -> io::Result<String> {
+    let (status, stdout, stderr) = probe(program, "-v")?;
+    let text = stderr + &stdout;
+    if !status.success() && parse_version(&text).is_none() {
+        return Err(io::Error::other(format!("exited with {status}")));
+    }
+    Ok(text)
+}
+
+/// Runs `program arg` and returns how it ended and what it printed on
+/// stdout and stderr, killing it if it does not finish in time: how the
+/// installed tools (PDF engines, Tesseract) are found out.
+pub(crate) fn probe(
+    program: &Path,
+    arg: &str,
+) -> io::Result<(std::process::ExitStatus, String, String)> {
     let mut child = Command::new(program)
-        .arg("-v")
+        .arg(arg)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -159,19 +174,16 @@ fn probe_version(program: &Path) -> io::Result<String> {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    // A version banner is a few lines: it fits the pipe, so reading after
-    // the exit cannot block.
-    let mut text = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        e.read_to_string(&mut text)?;
-    }
+    // A banner or a language list is a few lines: it fits the pipe, so
+    // reading after the exit cannot block.
+    let (mut stdout, mut stderr) = (String::new(), String::new());
     if let Some(mut o) = child.stdout.take() {
-        o.read_to_string(&mut text)?;
+        o.read_to_string(&mut stdout)?;
     }
-    if !status.success() && parse_version(&text).is_none() {
-        return Err(io::Error::other(format!("exited with {status}")));
+    if let Some(mut e) = child.stderr.take() {
+        e.read_to_string(&mut stderr)?;
     }
-    Ok(text)
+    Ok((status, stdout, stderr))
 }
 
 /// The version out of a banner such as `mutool version 1.21.1` or

@@ -3,16 +3,12 @@
 //! `--ocr-page-timeout` become the run's OCR settings: what text jobs are
 //! told, and whether the run recognises the pages they flag.
 
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use docmill_protocol::{OcrMode, OcrSettings};
 use serde::Serialize;
-
-/// How long `tesseract --version` or `--list-langs` may take.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The default `--ocr-page-timeout`. Tesseract 5.3 on one thread
 /// (`OMP_THREAD_LIMIT=1`), on the sample corpus's 22 scanned pages rendered
@@ -270,37 +266,11 @@ fn parse_languages(text: &str) -> Vec<String> {
 /// Runs `program arg` and returns what it printed (stdout, then stderr),
 /// killing it if it does not finish in time.
 fn probe(program: &Path, arg: &str) -> io::Result<String> {
-    let mut child = Command::new(program)
-        .arg(arg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if started.elapsed() > PROBE_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    // A banner or a language list is a few lines: it fits the pipe, so
-    // reading after the exit cannot block.
-    let mut text = String::new();
-    if let Some(mut o) = child.stdout.take() {
-        o.read_to_string(&mut text)?;
-    }
-    if let Some(mut e) = child.stderr.take() {
-        e.read_to_string(&mut text)?;
-    }
+    let (status, stdout, stderr) = crate::engines::probe(program, arg)?;
     if !status.success() {
         return Err(io::Error::other(format!("exited with {status}")));
     }
-    Ok(text)
+    Ok(stdout + &stderr)
 }
 
 /// The OCR lines of `docmill engines`.
