@@ -6,12 +6,14 @@
 //! when workers start), `watch` (when a worker is killed or retired),
 //! `failure` (what an attempt's end means), `results` (text that arrived,
 //! splits, the commit batch and what the store made of it), `ocr` (the
-//! OCR cache, OCR jobs and their pages).
+//! OCR cache, OCR jobs and their pages), `snapshot` (the run as the
+//! display, the stats file and the time series see it).
 
 mod dispatch;
 mod failure;
 mod ocr;
 mod results;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 mod watch;
@@ -19,12 +21,11 @@ mod watch;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use docmill_protocol::{EngineChoice, Format, JobId, PageFlags, WorkerFailureKind};
+use docmill_protocol::{EngineChoice, JobId, PageFlags, WorkerFailureKind};
 
 use super::action::Action;
 use super::event::{Event, WorkerId};
 use super::totals::{Committed, Totals};
-use crate::metrics::{queue_by_tier, Snapshot};
 use crate::policy::Timeouts;
 use crate::scale::{Readings, ScalePolicy, ScaleState};
 use crate::schedule::Chunking;
@@ -530,62 +531,6 @@ impl State {
 
     pub fn into_totals(self) -> Totals {
         self.totals
-    }
-
-    /// The run as the display, the stats file and the time series see it;
-    /// `fds_used` and `fd_limit` are the driver's readings.
-    pub fn snapshot(&mut self, fds_used: u64, fd_limit: u64) -> Snapshot {
-        let epubs = self
-            .slots
-            .values()
-            .filter_map(|s| s.job.as_ref())
-            .filter(|j| j.doc.sched_format == Format::Epub)
-            .count();
-        Snapshot {
-            t_ms: self.now_ms(),
-            elapsed_s: self.now.duration_since(self.start).as_secs_f64(),
-            workers: self.slots.len() as u32,
-            busy: self.busy() as u32,
-            min_workers: self.cfg.scale.min,
-            max_workers: self.cfg.scale.max,
-            queue_depth: self.queue.len() as u64,
-            queue_by_tier: queue_by_tier(self.queue.iter().map(|d| d.job_size())),
-            docs: self.totals.doc_counts(self.total_docs),
-            cpu_percent: self.readings.cpu_total,
-            cpu_own_percent: self.readings.cpu_own,
-            memory_used_bytes: self.readings.tree_rss,
-            memory_budget_bytes: self.cfg.scale.budget,
-            fds_used,
-            fd_limit,
-            failures_by_class: self.totals.failures_by_class(),
-            by_format: self.totals.by_format(),
-            decision: self.unreported.take(),
-            epubs_running: epubs as u32,
-            running: self.running_jobs(),
-        }
-    }
-
-    /// The jobs running now, longest-running first.
-    fn running_jobs(&self) -> Vec<crate::metrics::RunningJob> {
-        let mut jobs: Vec<crate::metrics::RunningJob> = self
-            .slots
-            .values()
-            .filter_map(|s| s.job.as_ref().map(|j| (s.pid, j)))
-            .map(|(pid, j)| crate::metrics::RunningJob {
-                doc: j.doc.id,
-                path: j.doc.path.to_string_lossy().into_owned(),
-                pages: j.doc.chunk.map(|c| (c.first, c.last)),
-                attempt: j.attempt,
-                started_ms: j.started_ms,
-                elapsed_s: self.now.duration_since(j.started).as_secs_f64(),
-                pages_done: j.done(),
-                pages_expected: j.expected,
-                pid,
-                rss_bytes: j.rss,
-            })
-            .collect();
-        jobs.sort_by(|a, b| b.elapsed_s.total_cmp(&a.elapsed_s));
-        jobs
     }
 }
 
