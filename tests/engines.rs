@@ -15,6 +15,8 @@ use docmill_protocol::{EngineChoice, Format, Job, PageFlags, PageRange};
 use docmill_worker::engines::{self, PageSink};
 use docmill_worker::quality;
 
+#[path = "common/pdf.rs"]
+mod pdf;
 #[path = "common/score.rs"]
 mod score;
 

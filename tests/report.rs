@@ -30,26 +30,16 @@ const FILES: [&str; 6] = [
 fn browse(env: &Env, page: &Path, args: &[String], stdout: &Path) {
     let profile = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(chromium());
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-    ])
-    .arg(format!("--user-data-dir={}", profile.path().display()))
-    .args(args)
-    .arg(format!("file://{}", page.display()))
-    // Its own home, so nothing is written to the user's.
-    .env("HOME", profile.path())
-    .env("DOCMILL_TEST_TAG", &env.tag)
-    .stdin(Stdio::null())
-    .stdout(std::fs::File::create(stdout).unwrap())
-    .stderr(Stdio::null());
+    cmd.args(common::HEADLESS)
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        // Its own home, so nothing is written to the user's.
+        .env("HOME", profile.path())
+        .env("DOCMILL_TEST_TAG", &env.tag)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(stdout).unwrap())
+        .stderr(Stdio::null());
     let mut child = cmd.spawn().expect("start chromium");
     let status = wait_child(&mut child, Duration::from_secs(120));
     assert!(status.success(), "chromium {args:?} failed: {status}");

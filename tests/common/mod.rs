@@ -11,6 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod cdp;
+pub mod pdf;
 pub mod pg;
 pub mod score;
 
@@ -316,6 +317,20 @@ pub fn wait_child(child: &mut Child, limit: Duration) -> std::process::ExitStatu
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// How the tests run Chromium: headless, in a fresh profile (given apart),
+/// with nothing that reaches the network or needs a GPU or a large /dev/shm.
+pub const HEADLESS: [&str; 9] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+];
 
 /// Chromium, which scripts/test installs; `$CHROMIUM` names another binary.
 pub fn chromium() -> PathBuf {

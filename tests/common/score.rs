@@ -45,26 +45,7 @@ pub fn score_pdf(words: bool) -> Vec<u8> {
         stream(&content),
         stream(cmap),
     ];
-    let mut pdf = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, body) in objects.iter().enumerate() {
-        offsets.push(pdf.len());
-        pdf.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
-    }
-    let xref = pdf.len();
-    let mut table = format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1);
-    for o in offsets {
-        table.push_str(&format!("{o:010} 00000 n \n"));
-    }
-    pdf.extend_from_slice(table.as_bytes());
-    pdf.extend_from_slice(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-            objects.len() + 1
-        )
-        .as_bytes(),
-    );
-    pdf
+    super::pdf::assemble(&objects, "")
 }
 
 fn stream(data: &str) -> String {
