@@ -16,6 +16,9 @@ use crate::panic_note;
 /// Returns the process exit code.
 pub fn run(server: &str) -> i32 {
     panic_note::install();
+    // Every MuPDF call of a worker comes from this thread.
+    #[cfg(feature = "mupdf-inproc")]
+    crate::engines::mupdf_locks::unlock_this_thread();
     let tx: IpcSender<FromWorker> = match IpcSender::connect(server.to_string()) {
         Ok(tx) => tx,
         Err(e) => {

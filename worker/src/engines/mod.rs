@@ -8,6 +8,8 @@ mod epub;
 pub mod mupdf;
 #[cfg(feature = "mupdf-inproc")]
 pub mod mupdf_inproc;
+#[cfg(feature = "mupdf-inproc")]
+pub mod mupdf_locks;
 mod pdf_builtin;
 pub(crate) mod pdf_meta;
 pub mod poppler;
