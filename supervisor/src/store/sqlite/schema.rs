@@ -109,9 +109,11 @@ CREATE TRIGGER IF NOT EXISTS pages_au AFTER UPDATE OF text, doc_id ON pages BEGI
            docmill_fts_text(d.author), docmill_fts_text(d.display_path)
     FROM documents d WHERE d.id = new.doc_id;
 END;
--- A document's title is written with its pages, before them; it changes
--- after them only when the last chunk of a split document merges it (or a
--- changed file gets a new title), and then its pages are indexed again.
+-- A document's title is written with its pages, before them (a split
+-- document's by each chunk, before the chunk's pages); it changes after
+-- them only when a changed file gets a new title, or chunks read different
+-- titles and the merge keeps the first chunk's, and then its pages are
+-- indexed again.
 CREATE TRIGGER IF NOT EXISTS documents_fts AFTER UPDATE OF title, author, display_path
 ON documents
 WHEN old.title IS NOT new.title OR old.author IS NOT new.author
