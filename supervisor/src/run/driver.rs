@@ -172,12 +172,26 @@ impl<'a, S: Sampler> Driver<'a, S> {
     /// the actions already waiting, so every action is carried out in the
     /// order the state decided it (a retry's failure is written before the
     /// retry is claimed again).
+    ///
+    /// One exception: the jobs an answer sends (a claim's) go out at once,
+    /// ahead of the store's work still waiting. A message to a worker
+    /// changes nothing in the store, and a claimed document's job sent
+    /// after the commit of a batch left its worker idle for the whole
+    /// commit (70-110 ms per batch over the normal corpus PDFs).
     fn feed(&mut self, state: &mut State, event: Event) -> anyhow::Result<()> {
         let mut todo: VecDeque<Action> = state.handle(event, Instant::now()).into();
         while let Some(action) = todo.pop_front() {
             tracing::trace!("{action}");
             if let Some(answer) = self.carry(action)? {
-                todo.extend(state.handle(answer, Instant::now()));
+                let mut next = state.handle(answer, Instant::now()).into_iter().peekable();
+                let mut sends = Vec::new();
+                while let Some(send) = next.next_if(|a| matches!(a, Action::Send { .. })) {
+                    sends.push(send);
+                }
+                for send in sends.into_iter().rev() {
+                    todo.push_front(send);
+                }
+                todo.extend(next);
             }
         }
         Ok(())
