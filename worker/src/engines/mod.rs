@@ -9,7 +9,9 @@ pub mod mupdf;
 #[cfg(feature = "mupdf-inproc")]
 pub mod mupdf_inproc;
 mod pdf_builtin;
+mod pdf_lopdf;
 pub(crate) mod pdf_meta;
+mod pdf_text;
 pub mod poppler;
 
 use std::borrow::Cow;
@@ -154,6 +156,7 @@ pub fn extract_pdf(
     };
     let summary = match engine {
         EngineChoice::Builtin => pdf_builtin::extract(path, range, &mut judged)?,
+        EngineChoice::Lopdf => pdf_lopdf::extract(path, range, &mut judged)?,
         EngineChoice::Mupdf => mupdf::extract(path, range, &mut judged)?,
         EngineChoice::Poppler => poppler::extract(path, range, &mut judged)?,
         #[cfg(feature = "mupdf-inproc")]
