@@ -3,9 +3,11 @@
 //! manifest, text agrees with Poppler's, and a page range gives exactly the
 //! same pages as the whole document. Word-overlap figures are printed as a
 //! distribution; only a median floor is asserted, since engines legitimately
-//! differ on column order and ligatures. Builds with the `mupdf-inproc`
-//! feature run the same checks on in-process MuPDF, plus locked and damaged
-//! documents, which it must survive inside the test process.
+//! differ on column order and ligatures. The pure-Rust engines alone (a
+//! build without MuPDF, no tools installed) must read 70 of them. Builds
+//! with the `mupdf-inproc` feature run the same checks on in-process MuPDF,
+//! plus locked and damaged documents, which it must survive inside the test
+//! process.
 
 use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
@@ -180,18 +182,121 @@ fn engines_agree_with_the_manifest_and_with_poppler() {
     let docs = normal_pdfs();
     assert!(docs.len() >= 70, "{} normal PDFs", docs.len());
     let mut report = Vec::new();
-    for engine in [EngineChoice::Mupdf, EngineChoice::Builtin] {
+    for engine in [
+        EngineChoice::Mupdf,
+        EngineChoice::Builtin,
+        EngineChoice::Lopdf,
+    ] {
         let a = agreement(engine, EngineChoice::Poppler, &docs);
         report.push(a.summary(engine, EngineChoice::Poppler));
         let m = a.median();
         if engine == EngineChoice::Mupdf {
             assert!(m >= 0.95, "mupdf median overlap {m}");
             assert!(a.failed.len() <= 3, "mupdf failed on {:?}", a.failed);
+        } else if engine == EngineChoice::Lopdf {
+            assert!(m >= 0.95, "lopdf median overlap {m}");
         } else {
             assert!(m >= 0.9, "builtin median overlap {m}");
         }
     }
     eprintln!("{}", report.join("\n"));
+}
+
+/// The engines a build without MuPDF has when no PDF tool is installed, in
+/// the order its `auto` tries them (the supervisor's `engines::auto_order`):
+/// both pure Rust, in the worker's own process.
+const PURE_RUST_AUTO: [EngineChoice; 2] = [EngineChoice::Lopdf, EngineChoice::Builtin];
+
+/// A build with nothing but Rust (`--no-default-features`, no mutool or
+/// pdftotext on PATH) still reads at least 70 of the 77 normal PDFs with
+/// the manifest's page count: each document goes through the pure-Rust
+/// engines in `auto`'s order until one extracts it, as a run would. Each
+/// engine's own count and pages per second (this build's, so only a rough
+/// comparison) are printed.
+#[test]
+fn pure_rust_engines_read_seventy_normal_pdfs() {
+    let docs = normal_pdfs();
+    assert!(docs.len() >= 77, "{} normal PDFs", docs.len());
+    let mut read = 0;
+    let mut unread = Vec::new();
+    let mut per_engine = vec![(0usize, 0u32, std::time::Duration::ZERO); PURE_RUST_AUTO.len()];
+    for (path, pages) in &docs {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let mut reasons = Vec::new();
+        let mut done = false;
+        for (i, engine) in PURE_RUST_AUTO.iter().enumerate() {
+            let started = std::time::Instant::now();
+            let result = run(path, *engine, None);
+            let took = started.elapsed();
+            match result {
+                Ok((count, got)) if count == *pages => {
+                    assert_eq!(got.0.len() as u32, count, "{name}: {engine:?} pages sent");
+                    per_engine[i].0 += 1;
+                    per_engine[i].1 += count;
+                    per_engine[i].2 += took;
+                    if !done {
+                        read += 1;
+                        done = true;
+                    }
+                }
+                Ok((count, _)) => reasons.push(format!("{engine:?}: {count} pages")),
+                Err(reason) => reasons.push(format!("{engine:?}: {reason}")),
+            }
+        }
+        if !done {
+            unread.push(format!("{name} ({})", reasons.join("; ")));
+        }
+    }
+    for (engine, (docs_read, pages, took)) in PURE_RUST_AUTO.iter().zip(&per_engine) {
+        eprintln!(
+            "{engine:?}: {docs_read} normal PDFs with the right page count, {:.0} pages/s",
+            f64::from(*pages) / took.as_secs_f64()
+        );
+    }
+    eprintln!(
+        "in auto order: {read} of {}; unread: {unread:#?}",
+        docs.len()
+    );
+    assert!(read >= 70, "{read} read; unread: {unread:#?}");
+}
+
+/// The lopdf engine on small hand-made PDFs: words placed by `TJ` kerning
+/// and by separate moves come out with spaces between them, lines with
+/// breaks, WinAnsi bytes as their characters, and a form XObject's text is
+/// read with the page's.
+#[test]
+fn lopdf_engine_lays_out_words_and_lines() {
+    let content = "BT /F1 12 Tf 72 700 Td [(Hello)-300(world)] TJ         0 -14 Td (caf\\351) Tj 40 0 Td (noir) Tj ET /X1 Do";
+    let form = "BT /F1 12 Tf 72 600 Td (Footnote) Tj ET";
+    let widths: Vec<String> = (32..=255).map(|_| "500".to_string()).collect();
+    let objects = vec![
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] \
+         /Resources << /Font << /F1 5 0 R >> /XObject << /X1 6 0 R >> >> \
+         /Contents 4 0 R >>"
+            .to_string(),
+        format!(
+            "<< /Length {} >>\nstream\n{content}\nendstream",
+            content.len() + 1
+        ),
+        format!(
+            "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica \
+             /Encoding /WinAnsiEncoding /FirstChar 32 /Widths [{}] >>",
+            widths.join(" ")
+        ),
+        format!(
+            "<< /Type /XObject /Subtype /Form /BBox [0 0 612 792] \
+             /Resources << /Font << /F1 5 0 R >> >> /Length {} >>\nstream\n{form}\nendstream",
+            form.len() + 1
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("words.pdf");
+    std::fs::write(&path, pdf::assemble(&objects, "")).unwrap();
+    let (count, pages) = run(&path, EngineChoice::Lopdf, None).unwrap();
+    assert_eq!(count, 1);
+    assert_eq!(pages.0[0].1, "Hello world\ncafé noir\nFootnote");
 }
 
 /// Pages 100-149 of a 352-page book, extracted as a range, equal the same
@@ -231,6 +336,7 @@ fn a_range_gives_exactly_those_pages() {
         EngineChoice::Mupdf,
         EngineChoice::Poppler,
         EngineChoice::Builtin,
+        EngineChoice::Lopdf,
     ] {
         range_equals_whole(engine);
     }
@@ -309,6 +415,7 @@ fn every_engine() -> Vec<EngineChoice> {
         EngineChoice::Mupdf,
         EngineChoice::Poppler,
         EngineChoice::Builtin,
+        EngineChoice::Lopdf,
     ]
 }
 
@@ -413,14 +520,31 @@ fn pdf_extract_panics_cost_pages_not_the_worker() {
 #[test]
 #[ignore = "a measurement, printed; run by hand"]
 fn engine_matrix() {
-    let order = [
+    let every = [
         #[cfg(feature = "mupdf-inproc")]
         EngineChoice::MupdfInproc,
         EngineChoice::Mupdf,
         EngineChoice::Poppler,
         EngineChoice::Builtin,
+        EngineChoice::Lopdf,
     ];
-    let docs = manifest_pdfs(|_| true);
+    // `DOCMILL_MATRIX_ENGINES=builtin,lopdf` measures only those, in that
+    // order (Poppler still reads every document, as the reference).
+    let order: Vec<EngineChoice> = match std::env::var("DOCMILL_MATRIX_ENGINES") {
+        Ok(names) => names
+            .split(',')
+            .map(|n| {
+                *every
+                    .iter()
+                    .find(|e| e.as_str() == n.trim())
+                    .unwrap_or_else(|| panic!("unknown engine {n:?}"))
+            })
+            .collect(),
+        Err(_) => every.to_vec(),
+    };
+    // `DOCMILL_MATRIX_CLASS=normal` measures only that class of PDFs.
+    let class_wanted = std::env::var("DOCMILL_MATRIX_CLASS").ok();
+    let docs = manifest_pdfs(|c| class_wanted.as_deref().is_none_or(|w| w == c));
     // Per document and engine: the words extracted, or `None` on failure.
     let mut results: Vec<Vec<Option<usize>>> = Vec::new();
     let mut overlaps: Vec<Vec<f64>> = vec![Vec::new(); order.len()];

@@ -59,6 +59,9 @@ pub enum EngineChoice {
     /// feature; the variant always exists so that every build speaks the
     /// same protocol).
     MupdfInproc,
+    /// This project's own content-stream reader over lopdf, inside the
+    /// worker, guarded per page.
+    Lopdf,
 }
 
 impl EngineChoice {
@@ -68,6 +71,7 @@ impl EngineChoice {
             EngineChoice::Mupdf => "mupdf",
             EngineChoice::Poppler => "poppler",
             EngineChoice::MupdfInproc => "mupdf-inproc",
+            EngineChoice::Lopdf => "lopdf",
         }
     }
 }

@@ -16,4 +16,4 @@ pub const WORKER_SUBCOMMAND: &str = "__worker";
 
 /// Bumped whenever a message changes shape; the worker echoes it in its
 /// hello so a stale binary is refused instead of misread.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;

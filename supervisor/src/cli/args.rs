@@ -276,9 +276,10 @@ pub struct IndexArgs {
     pub lease: Duration,
 
     /// PDF engine: auto (fastest installed, the others as fallbacks),
-    /// builtin, mupdf, mupdf-inproc (builds with that feature) or poppler.
+    /// builtin, lopdf, mupdf, mupdf-inproc (builds with that feature) or
+    /// poppler.
     #[arg(long, help_heading = ENGINES, default_value = "auto", ignore_case = true,
-          value_parser = PossibleValuesParser::new(["auto", "builtin", "mupdf", "mupdf-inproc", "poppler"])
+          value_parser = PossibleValuesParser::new(["auto", "builtin", "lopdf", "mupdf", "mupdf-inproc", "poppler"])
               .try_map(|s| engines::parse_engine_flag(&s)))]
     pub pdf_engine: engines::EngineFlag,
 

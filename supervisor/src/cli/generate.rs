@@ -62,7 +62,7 @@ pub fn long_version() -> &'static str {
         format!(
             "{}\n\
              features: {}\n\
-             built-in engines: builtin (pdf-extract), epub; {inproc}\n\
+             built-in engines: builtin (pdf-extract), lopdf, epub; {inproc}\n\
              external engines, used when installed: mupdf (mutool), poppler (pdftotext, pdfinfo); \
              `docmill engines` shows which are\n\
              stores: SQLite (bundled {}), PostgreSQL 12 or newer (postgres://)\n\

@@ -11,7 +11,9 @@ pub mod mupdf_inproc;
 #[cfg(feature = "mupdf-inproc")]
 pub mod mupdf_locks;
 mod pdf_builtin;
+mod pdf_lopdf;
 pub(crate) mod pdf_meta;
+mod pdf_text;
 pub mod poppler;
 
 use std::borrow::Cow;
@@ -156,6 +158,7 @@ pub fn extract_pdf(
     };
     let summary = match engine {
         EngineChoice::Builtin => pdf_builtin::extract(path, range, &mut judged)?,
+        EngineChoice::Lopdf => pdf_lopdf::extract(path, range, &mut judged)?,
         EngineChoice::Mupdf => mupdf::extract(path, range, &mut judged)?,
         EngineChoice::Poppler => poppler::extract(path, range, &mut judged)?,
         #[cfg(feature = "mupdf-inproc")]

@@ -82,7 +82,7 @@ pub fn extract(
     })
 }
 
-fn load(bytes: &[u8]) -> Result<Document, WorkerFailure> {
+pub(crate) fn load(bytes: &[u8]) -> Result<Document, WorkerFailure> {
     let loaded = panic::catch_unwind(|| Document::load_mem(bytes));
     let mut doc = match loaded {
         Ok(Ok(doc)) => doc,
@@ -128,7 +128,7 @@ fn extract_page(doc: &Document, page: u32) -> Result<String, String> {
 
 /// Whether any object is a font: a document with fonts and no text means the
 /// engine failed, while one without fonts is simply image-only.
-fn has_fonts(doc: &Document) -> bool {
+pub(crate) fn has_fonts(doc: &Document) -> bool {
     doc.objects.values().any(|o| {
         let dict = match o {
             Object::Dictionary(d) => d,
@@ -139,7 +139,7 @@ fn has_fonts(doc: &Document) -> bool {
     })
 }
 
-fn info_strings(doc: &Document) -> (Option<String>, Option<String>) {
+pub(crate) fn info_strings(doc: &Document) -> (Option<String>, Option<String>) {
     let info = doc.trailer.get(b"Info").ok().and_then(|o| match o {
         Object::Reference(id) => doc.get_dictionary(*id).ok(),
         Object::Dictionary(d) => Some(d),
