@@ -1,8 +1,8 @@
 //! What becomes of a job's result: the text is only good if the file is
 //! still the one that was read; a long document becomes chunk jobs; finished
-//! jobs wait in a batch written together (64 jobs, 16 MiB of text, or a
-//! quarter second, whichever comes first), and are counted once the store
-//! says what it wrote.
+//! jobs wait in a batch written together (64 jobs, 16 MiB of text, or 25
+//! ms, whichever comes first), and are counted once the store says what it
+//! wrote.
 
 use std::time::{Duration, Instant};
 
@@ -17,9 +17,15 @@ use crate::store::{DocState, Finished, FinishedResult, QueuedDoc, Written};
 
 /// Finished jobs are written together once this many wait, once their text
 /// reaches `COMMIT_BYTES`, or once the oldest has waited `COMMIT_AFTER`.
+///
+/// The run's loop waits for a commit, and so does a worker whose job ends
+/// meanwhile: short commits keep that wait short. Over the normal corpus
+/// PDFs ×2 on 2 workers, 250 ms gave 2.77 s, 60 ms 2.69 s and 25 ms 2.63 s
+/// (medians of 3, same CPU time); 2,000 one-page PDFs took the same with
+/// either (0.75 s).
 const COMMIT_JOBS: usize = 64;
 const COMMIT_BYTES: usize = 16 << 20;
-const COMMIT_AFTER: Duration = Duration::from_millis(250);
+const COMMIT_AFTER: Duration = Duration::from_millis(25);
 
 /// A document whose chunk plan is being stored.
 #[derive(Debug)]
