@@ -359,8 +359,11 @@ fn mupdf_inproc_agrees_with_the_manifest_with_poppler_and_with_mutool() {
     );
     let m = poppler.median();
     assert!(m >= 0.95, "mupdf-inproc median overlap {m}");
+    // The default build with no PDF tool on PATH has this engine alone:
+    // at least 75 of the 77 normal PDFs, each with the manifest's page
+    // count (`agreement` checks the count of every one it reads).
     assert!(
-        poppler.failed.len() <= 3,
+        docs.len() - poppler.failed.len() >= 75,
         "mupdf-inproc failed on {:?}",
         poppler.failed
     );
