@@ -24,6 +24,10 @@ const MOCK_PAGES: i64 = 10;
 const LONG: usize = 2;
 const LONG_PAGES: i64 = 120;
 const CHUNK_PAGES: i64 = 20;
+/// Long enough that a live supervisor on a machine loaded by other tests
+/// still renews in time (every third of it): only the killed and stopped
+/// supervisors may lose a lease.
+const LEASE: &str = "10s";
 
 /// The library: mock documents that take a while, and small real PDFs.
 struct Library {
@@ -82,7 +86,7 @@ fn index_args(lib: &Library) -> Vec<OsString> {
         "--workers",
         "2",
         "--lease",
-        "4s",
+        LEASE,
         "--allow-mock-docs",
         "--quiet",
         "--timeout",
@@ -132,7 +136,7 @@ fn leases_of(db: &mut postgres::Client, pid: u32) -> BTreeSet<JobKey> {
 }
 
 /// Checks that exactly the jobs in `lost` were interrupted, once each.
-fn assert_interrupted(db: &mut postgres::Client, lost: &BTreeSet<JobKey>) {
+fn assert_interrupted(db: &mut postgres::Client, lost: &BTreeSet<JobKey>, logs: &str) {
     let rows = db
         .query(
             "SELECT id, NULL::bigint, interrupted FROM documents
@@ -147,7 +151,7 @@ fn assert_interrupted(db: &mut postgres::Client, lost: &BTreeSet<JobKey>) {
         assert_eq!(
             r.get::<_, i64>(2),
             want,
-            "interrupted attempts of job {key:?}"
+            "interrupted attempts of job {key:?}; the live supervisors said:\n{logs}"
         );
     }
 }
@@ -265,7 +269,7 @@ fn three_supervisors_one_killed_one_paused() {
         assert_eq!(r.get::<_, i64>(3), want, "{path}: pages stored");
     }
     let lost: BTreeSet<JobKey> = killed.union(&stopped).copied().collect();
-    assert_interrupted(&mut db, &lost);
+    assert_interrupted(&mut db, &lost, &format!("{b_stderr}\n{c_stderr}"));
     // The long documents ran as chunks, spread over the machines.
     let chunk_owners = count(
         &mut db,
@@ -403,7 +407,7 @@ fn network_cut_is_a_pause() {
         "--workers",
         "2",
         "--lease",
-        "4s",
+        LEASE,
         "--allow-mock-docs",
         "--quiet",
     ]
@@ -469,7 +473,7 @@ fn network_cut_is_a_pause() {
     let _ = beside_log.join();
     assert_eq!(attempts(&mut db), before, "a lost lease wrote");
     assert_eq!(env.export(), export_before, "a lost lease wrote pages");
-    assert_interrupted(&mut db, &lost);
+    assert_interrupted(&mut db, &lost, &format!("{b_stderr}\n{c_stderr}"));
     for r in db
         .query(
             "SELECT page_count, (SELECT count(*) FROM pages p WHERE p.doc_id = d.id)
