@@ -36,42 +36,11 @@ pub fn extract(
     let (first, last) = super::clamp_range(range, page_count)?;
     let wanted = last - first + 1;
 
-    let mut chars = 0usize;
-    let mut failed = 0u32;
-    let mut first_error = None;
+    let mut tally = Tally::default();
     for page in first..=last {
-        match extract_page(&doc, page) {
-            Ok(text) => {
-                chars += text.chars().filter(|c| !c.is_whitespace()).count();
-                sink.page(page, text, PageFlags::default());
-            }
-            Err(reason) => {
-                failed += 1;
-                first_error.get_or_insert_with(|| format!("page {page}: {reason}"));
-                sink.page(
-                    page,
-                    String::new(),
-                    PageFlags {
-                        failed: true,
-                        ..PageFlags::default()
-                    },
-                );
-            }
-        }
+        tally.page(sink, page, extract_page(&doc, page));
     }
-    if failed == wanted {
-        return Err(deterministic(format!(
-            "no page could be extracted ({})",
-            first_error.unwrap_or_default()
-        ))
-        .into());
-    }
-    if chars == 0 && has_fonts(&doc) {
-        return Err(deterministic(
-            "the engine produced no text although the PDF has fonts".to_string(),
-        )
-        .into());
-    }
+    tally.verdict(&doc, wanted)?;
     Ok(DocSummary {
         page_count,
         title,
@@ -80,6 +49,60 @@ pub fn extract(
         engine: NAME.to_string(),
         content_hash: None,
     })
+}
+
+/// The pages of a lopdf-based engine, sent as they come, and what they say
+/// of the document: a failed page is sent empty and flagged; the document
+/// fails when no page could be read, or when a PDF with fonts gave no text.
+#[derive(Default)]
+pub(crate) struct Tally {
+    chars: usize,
+    failed: u32,
+    first_error: Option<String>,
+}
+
+impl Tally {
+    pub(crate) fn page(
+        &mut self,
+        sink: &mut dyn PageSink,
+        page: u32,
+        text: Result<String, String>,
+    ) {
+        match text {
+            Ok(text) => {
+                self.chars += text.chars().filter(|c| !c.is_whitespace()).count();
+                sink.page(page, text, PageFlags::default());
+            }
+            Err(reason) => {
+                self.failed += 1;
+                self.first_error
+                    .get_or_insert_with(|| format!("page {page}: {reason}"));
+                let flags = PageFlags {
+                    failed: true,
+                    ..PageFlags::default()
+                };
+                sink.page(page, String::new(), flags);
+            }
+        }
+    }
+
+    /// The document's verdict once its `wanted` pages are through.
+    pub(crate) fn verdict(self, doc: &Document, wanted: u32) -> Result<(), Stop> {
+        if self.failed == wanted {
+            return Err(deterministic(format!(
+                "no page could be extracted ({})",
+                self.first_error.unwrap_or_default()
+            ))
+            .into());
+        }
+        if self.chars == 0 && has_fonts(doc) {
+            return Err(deterministic(
+                "the engine produced no text although the PDF has fonts".to_string(),
+            )
+            .into());
+        }
+        Ok(())
+    }
 }
 
 pub(crate) fn load(bytes: &[u8]) -> Result<Document, WorkerFailure> {

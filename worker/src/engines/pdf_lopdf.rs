@@ -9,9 +9,9 @@ use std::fs;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
-use docmill_protocol::{DocSummary, PageFlags, PageRange};
+use docmill_protocol::{DocSummary, PageRange};
 
-use super::pdf_builtin::{has_fonts, info_strings, load};
+use super::pdf_builtin::{info_strings, load, Tally};
 use super::pdf_text::{page_text, rebuild_xref, FontCache};
 use super::{deterministic, io_failure, PageSink, Stop};
 use crate::panic_note;
@@ -45,9 +45,7 @@ pub fn extract(
     let wanted = last - first + 1;
 
     let mut fonts = FontCache::default();
-    let mut chars = 0usize;
-    let mut failed = 0u32;
-    let mut first_error = None;
+    let mut tally = Tally::default();
     for page in first..=last {
         let result = match pages.get(&page) {
             Some(id) => {
@@ -63,35 +61,9 @@ pub fn extract(
             }
             None => Err("no such page".to_string()),
         };
-        match result {
-            Ok(text) => {
-                chars += text.chars().filter(|c| !c.is_whitespace()).count();
-                sink.page(page, text, PageFlags::default());
-            }
-            Err(reason) => {
-                failed += 1;
-                first_error.get_or_insert_with(|| format!("page {page}: {reason}"));
-                let flags = PageFlags {
-                    failed: true,
-                    ..PageFlags::default()
-                };
-                sink.page(page, String::new(), flags);
-            }
-        }
+        tally.page(sink, page, result);
     }
-    if failed == wanted {
-        return Err(deterministic(format!(
-            "no page could be extracted ({})",
-            first_error.unwrap_or_default()
-        ))
-        .into());
-    }
-    if chars == 0 && has_fonts(&doc) {
-        return Err(deterministic(
-            "the engine produced no text although the PDF has fonts".to_string(),
-        )
-        .into());
-    }
+    tally.verdict(&doc, wanted)?;
     Ok(DocSummary {
         page_count,
         title,
