@@ -151,7 +151,7 @@ fn assert_interrupted(db: &mut postgres::Client, lost: &BTreeSet<JobKey>, logs: 
         assert_eq!(
             r.get::<_, i64>(2),
             want,
-            "interrupted attempts of job {key:?}; the live supervisors said:\n{logs}"
+            "interrupted attempts of job {key:?}; the supervisors that ran to the end said:\n{logs}"
         );
     }
 }

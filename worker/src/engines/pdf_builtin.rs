@@ -151,7 +151,7 @@ fn extract_page(doc: &Document, page: u32) -> Result<String, String> {
 
 /// Whether any object is a font: a document with fonts and no text means the
 /// engine failed, while one without fonts is simply image-only.
-pub(crate) fn has_fonts(doc: &Document) -> bool {
+fn has_fonts(doc: &Document) -> bool {
     doc.objects.values().any(|o| {
         let dict = match o {
             Object::Dictionary(d) => d,
