@@ -16,20 +16,21 @@
 //! the index would not have, and are worth recognising; the others (no
 //! image) are left as they are.
 //!
-//! Whether a page carries an image is read with lopdf (which every build
-//! has, whatever its text engine): an image XObject in the page's resources
-//! (inherited ones included) or in those of a form XObject it uses, however
-//! deep, or an inline image (`BI`) in its content stream. The document is
-//! loaded only when a page first gives almost nothing, so a text document
-//! costs nothing more. A document lopdf cannot load (a broken
-//! cross-reference table) is asked of MuPDF in builds that link it, which
-//! repairs such files: an image block in the page's structured text. Of
-//! the 2853 pages of the `normal` PDFs, 39 were flagged while a document
-//! lopdf could not load counted as carrying images (blank pages of damaged
-//! files); with MuPDF's answer 3 are: a cover that is one picture and two
-//! full-page figures, pages whose words only OCR can read. Without either
-//! answer a page is taken to carry an image: an empty page has no other way
-//! to be read.
+//! Whether a page carries an image is read from the page's objects: an
+//! image XObject in its resources (inherited ones included) or in those of
+//! a form XObject it uses, however deep, or an inline image (`BI`) in its
+//! content stream. Builds that link MuPDF (the default) ask it: it opens a
+//! file by its cross-reference table, resolves only the objects asked for,
+//! and repairs damaged files. Builds without it ask lopdf, which loads the
+//! whole file (for each chunk of a 12,000-page PDF, more than a second).
+//! The document is opened only when a page first gives almost nothing, so
+//! a text document costs nothing more. Of the 2855 pages of the `normal`
+//! PDFs, 4 are flagged: a cover that is one picture and two full-page
+//! figures, pages whose words only OCR can read, and a page of a damaged
+//! file that neither MuPDF nor Poppler reads any text from but whose
+//! resources hold a picture. Without an answer (a file
+//! neither can open) a page is taken to carry an image: an empty page has
+//! no other way to be read.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -58,11 +59,11 @@ pub fn gives_almost_nothing(text: &str) -> bool {
 
 /// A document loaded to answer whether its pages carry images.
 enum Loaded {
+    /// Builds without MuPDF, or a file MuPDF cannot open.
     Lopdf(Box<Document>, BTreeMap<u32, ObjectId>),
-    /// A file lopdf cannot read (a broken cross-reference table MuPDF
-    /// repairs), in builds with MuPDF linked in.
+    /// Builds with MuPDF linked in.
     #[cfg(feature = "mupdf-inproc")]
-    Mupdf(mupdf::Document),
+    Mupdf(mupdf::pdf::PdfDocument),
 }
 
 /// Answers whether pages carry an image, loading the document on the first
@@ -98,23 +99,9 @@ impl<'a> ImageProbe<'a> {
 }
 
 fn load(path: &Path) -> Option<Loaded> {
-    if std::fs::metadata(path).ok()?.len() > MAX_PROBE_BYTES {
-        return None;
-    }
-    let loaded = std::panic::catch_unwind(|| Document::load(path));
-    match loaded {
-        Ok(Ok(doc)) => {
-            let pages = doc.get_pages();
-            return Some(Loaded::Lopdf(Box::new(doc), pages));
-        }
-        Ok(Err(_)) => {}
-        Err(_) => {
-            crate::panic_note::take();
-        }
-    }
     #[cfg(feature = "mupdf-inproc")]
     {
-        let opened = std::panic::catch_unwind(|| mupdf::Document::open(path.as_os_str()));
+        let opened = std::panic::catch_unwind(|| mupdf::pdf::PdfDocument::open(path.as_os_str()));
         match opened {
             Ok(Ok(doc)) => return Some(Loaded::Mupdf(doc)),
             Ok(Err(_)) => {}
@@ -123,28 +110,97 @@ fn load(path: &Path) -> Option<Loaded> {
             }
         }
     }
-    None
+    if std::fs::metadata(path).ok()?.len() > MAX_PROBE_BYTES {
+        return None;
+    }
+    let loaded = std::panic::catch_unwind(|| Document::load(path));
+    match loaded {
+        Ok(Ok(doc)) => {
+            let pages = doc.get_pages();
+            Some(Loaded::Lopdf(Box::new(doc), pages))
+        }
+        Ok(Err(_)) => None,
+        Err(_) => {
+            crate::panic_note::take();
+            None
+        }
+    }
 }
 
-/// MuPDF's answer: an image block in the page's structured text, kept
-/// with the flag that keeps images. A page MuPDF cannot load is taken to
-/// carry one, as an unreadable document is.
+/// MuPDF's answer, read from the page's objects as lopdf's is: an image
+/// XObject in its resources (inherited ones included) or in a form's it
+/// uses, or an inline image in its content. (Not from its structured text:
+/// that turns a shading into an image block, and a page drawn as vector
+/// art would look scanned.) MuPDF resolves only the objects asked for. A
+/// page MuPDF cannot load is taken to carry one, as an unreadable document
+/// is.
 #[cfg(feature = "mupdf-inproc")]
-fn mupdf_page_has_image(doc: &mupdf::Document, page: u32) -> bool {
-    use mupdf::text_page::TextBlockType;
-    use mupdf::TextPageFlags;
-
+fn mupdf_page_has_image(doc: &mupdf::pdf::PdfDocument, page: u32) -> bool {
     let Ok(index) = i32::try_from(page.saturating_sub(1)) else {
         return true;
     };
-    let Ok(loaded) = doc.load_page(index) else {
+    let Ok(page) = doc.find_page(index) else {
         return true;
     };
-    let Ok(text) = loaded.to_text_page(TextPageFlags::PRESERVE_IMAGES) else {
-        return true;
+    let mut seen = HashSet::new();
+    if let Ok(Some(resources)) = page.get_dict_inheritable("Resources") {
+        if mupdf_resources_have_image(&resources, 0, &mut seen) {
+            return true;
+        }
+    }
+    let mut content = Vec::new();
+    match page.get_dict("Contents") {
+        Ok(Some(c)) if c.is_array().unwrap_or(false) => {
+            for i in 0..c.len().unwrap_or(0) {
+                let part = c.get_array(i32::try_from(i).unwrap_or(i32::MAX));
+                if let Ok(Some(part)) = part {
+                    content.extend(part.read_stream().unwrap_or_default());
+                    content.push(b'\n');
+                }
+            }
+        }
+        Ok(Some(c)) => content = c.read_stream().unwrap_or_default(),
+        _ => {}
+    }
+    has_inline_image(&content)
+}
+
+#[cfg(feature = "mupdf-inproc")]
+fn mupdf_resources_have_image(
+    resources: &mupdf::pdf::PdfObject,
+    depth: u32,
+    seen: &mut HashSet<i32>,
+) -> bool {
+    let Ok(Some(xobjects)) = resources.get_dict("XObject") else {
+        return false;
     };
-    let found = text.blocks().any(|b| b.r#type() == TextBlockType::Image);
-    found
+    let Ok(entries) = xobjects.dict_iter() else {
+        return false;
+    };
+    for entry in entries {
+        let Ok((_, value)) = entry else { continue };
+        let num = value.as_indirect().unwrap_or(0);
+        if num > 0 && !seen.insert(num) {
+            continue;
+        }
+        let subtype = value
+            .get_dict("Subtype")
+            .ok()
+            .flatten()
+            .and_then(|s| s.as_name().ok());
+        match subtype.as_deref() {
+            Some(b"Image") => return true,
+            Some(b"Form") if depth < MAX_FORM_DEPTH => {
+                if let Ok(Some(inner)) = value.get_dict("Resources") {
+                    if mupdf_resources_have_image(&inner, depth + 1, seen) {
+                        return true;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// An image in the page's resources (or a form's, followed down), or an
