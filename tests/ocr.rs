@@ -343,7 +343,7 @@ fn without_an_ocr_engine_pages_without_text_are_reported_not_silently_done() {
         assert_eq!(st["no_text_pages"], 1, "{how}: {st}");
         let text = env.run(&[&"status"]).stdout();
         assert!(
-            text.contains("No text layer; install tesseract-ocr to read it")
+            text.contains("No text layer, not read by OCR (tesseract-ocr missing, or --ocr off)")
                 && text.contains("ocrmypdf-c02-22.pdf"),
             "{how}: {text}"
         );
@@ -351,7 +351,7 @@ fn without_an_ocr_engine_pages_without_text_are_reported_not_silently_done() {
         assert_eq!(pages[0]["ocr"], false);
         assert_eq!(
             pages[0]["note"],
-            "no text layer; install tesseract-ocr to read it"
+            "no text layer, not read by OCR (tesseract-ocr missing, or --ocr off)"
         );
         env.assert_no_leftovers();
     }

@@ -38,7 +38,8 @@ pub fn tenths(c: f64) -> f64 {
 }
 
 /// What a page's note says when it has no text layer and OCR did not run.
-pub const NO_TEXT_LAYER: &str = "no text layer; install tesseract-ocr to read it";
+pub const NO_TEXT_LAYER: &str =
+    "no text layer, not read by OCR (tesseract-ocr missing, or --ocr off)";
 
 /// A page's export note: its stored note, or the no-text-layer one for a
 /// flagged page that was never recognised.
