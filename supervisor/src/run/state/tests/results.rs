@@ -192,3 +192,40 @@ fn a_split_document_gets_one_chunk_per_worker_unless_reopening_costs_more() {
     let (ms, event) = split(400, 400);
     assert_eq!(w.at(ms, event), ["split 1 pages=400 chunks=1"]);
 }
+
+#[test]
+fn mid_run_a_long_document_is_split_only_when_it_would_outlast_the_queue() {
+    let mut cfg = config();
+    cfg.chunking.enabled = true;
+    cfg.chunking.long_pages = 100;
+    cfg.scale.min = 2;
+    let docs = (1..=12).map(|id| doc(id, Format::Pdf)).collect();
+    let mut w = World::new(cfg, docs, 2);
+    let sends = |actions: Vec<String>| -> Vec<String> {
+        actions
+            .into_iter()
+            .filter(|a| a.starts_with("send"))
+            .collect()
+    };
+    // Nothing done yet: the length rule alone.
+    assert_eq!(
+        sends(w.at(0, Event::Tick)),
+        [
+            "send w1 job1 /d/1.pdf attempt=1 builtin split_over=100",
+            "send w2 job2 /d/2.pdf attempt=1 builtin split_over=100",
+        ]
+    );
+    // The first document had 80 pages; nine wait behind the third, 4.5 per
+    // worker: 360 pages ahead of each, so only a document over 180 pages
+    // is split.
+    for p in 1..=80 {
+        w.at(10, page(1, 1, p));
+    }
+    let mut after = w.at(20, done(1, 1));
+    after.extend(w.at(30, Event::Tick));
+    assert_eq!(
+        sends(after.clone()),
+        ["send w1 job3 /d/3.pdf attempt=1 builtin split_over=180"],
+        "{after:?}"
+    );
+}
