@@ -28,7 +28,7 @@ use super::event::{Event, WorkerId};
 use super::totals::{Committed, Totals};
 use crate::policy::Timeouts;
 use crate::scale::{Readings, ScalePolicy, ScaleState};
-use crate::schedule::{self, Chunking};
+use crate::schedule::Chunking;
 use crate::store::{Claim, QueuedDoc};
 
 /// With a shared store, how often a run whose queue is empty looks for
@@ -184,8 +184,6 @@ pub struct State {
     after_merge: HashMap<i64, ocr::ChunkFlags>,
     /// Documents counted done when their text merged, now in OCR jobs.
     recounted: HashSet<i64>,
-    /// The mean length of whole documents done, for the split rule.
-    pace: schedule::Pace,
 }
 
 impl State {
@@ -234,7 +232,6 @@ impl State {
             chunk_flags: HashMap::new(),
             after_merge: HashMap::new(),
             recounted: HashSet::new(),
-            pace: schedule::Pace::default(),
         }
     }
 

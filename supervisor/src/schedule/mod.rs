@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::store::QueuedDoc;
 pub use ocr::plan_ocr;
-pub use plan::{chunk_pages, plan_ranges, Pace};
+pub use plan::{chunk_pages, plan_ranges};
 pub use tier::{queue_by_tier, Tier};
 
 mod ocr;
@@ -183,22 +183,10 @@ impl Chunking {
     /// cannot run alone at the end while the others idle (a straggler);
     /// its length is known only once a worker opens it, and bytes predict
     /// extraction time poorly (ten times apart per byte in the corpus), so
-    /// the rule is by pages. `near_end`: the queue holds fewer jobs than
-    /// there are workers, and shorter documents are split too.
-    ///
-    /// `ahead`: the pages each worker has left behind this document (see
-    /// [`Pace`]), once known. Mid-run, a document is split only when it is
-    /// longer than half of that as well as `long_pages`: one that ends
-    /// before the others run dry is no straggler, and each chunk opens the
-    /// file again (the normal corpus PDFs ×4 on 2 workers: 0.6 CPU-s of
-    /// 17 and 4% of the time for 16 needless splits).
-    pub fn split_over(
-        &self,
-        doc: &QueuedDoc,
-        near_end: bool,
-        workers: u32,
-        ahead: Option<u32>,
-    ) -> Option<u32> {
+    /// the rule is by pages and holds all run long. `near_end`: the queue
+    /// holds fewer jobs than there are workers, and shorter documents are
+    /// split too.
+    pub fn split_over(&self, doc: &QueuedDoc, near_end: bool, workers: u32) -> Option<u32> {
         let epub = doc.format == Format::Epub || doc.sched_format == Format::Epub;
         if !self.enabled || doc.chunk.is_some() || epub {
             return None;
@@ -212,8 +200,7 @@ impl Chunking {
         if near_end {
             return Some(2 * STRAGGLER_MIN_CHUNK - 1);
         }
-        let long = ahead.map_or(self.long_pages, |a| self.long_pages.max(a / 2));
-        Some(self.massive_pages.min(long))
+        Some(self.massive_pages.min(self.long_pages))
     }
 
     /// Pages per chunk for a document found to have `pages` pages, with
@@ -249,27 +236,20 @@ mod tests {
         let c = chunking();
         let pdf = doc(1, Format::Pdf, 5 << 20);
         // One worker: only massive documents are split.
-        assert_eq!(c.split_over(&pdf, false, 1, None), Some(10_000));
-        assert_eq!(c.split_over(&pdf, true, 1, None), Some(10_000));
+        assert_eq!(c.split_over(&pdf, false, 1), Some(10_000));
+        assert_eq!(c.split_over(&pdf, true, 1), Some(10_000));
         // Several: long ones all run long, shorter ones near the end.
-        assert_eq!(c.split_over(&pdf, false, 2, None), Some(200));
-        assert_eq!(c.split_over(&pdf, true, 2, None), Some(99));
-        // Mid-run, with a deep queue behind it, a long document runs whole
-        // unless it would outlast half the work each worker has left; near
-        // the end the straggler rule holds whatever is ahead.
-        assert_eq!(c.split_over(&pdf, false, 2, Some(3_000)), Some(1_500));
-        assert_eq!(c.split_over(&pdf, false, 2, Some(100)), Some(200));
-        assert_eq!(c.split_over(&pdf, false, 2, Some(50_000)), Some(10_000));
-        assert_eq!(c.split_over(&pdf, true, 2, Some(3_000)), Some(99));
+        assert_eq!(c.split_over(&pdf, false, 2), Some(200));
+        assert_eq!(c.split_over(&pdf, true, 2), Some(99));
         let few = Chunking {
             massive_pages: 150,
             ..chunking()
         };
-        assert_eq!(few.split_over(&pdf, false, 12, None), Some(150));
+        assert_eq!(few.split_over(&pdf, false, 12), Some(150));
         let big = doc(2, Format::Pdf, 600 << 20);
-        assert_eq!(c.split_over(&big, false, 1, None), Some(500));
-        assert_eq!(c.split_over(&big, false, 2, None), Some(500));
-        assert_eq!(c.split_over(&doc(3, Format::Epub, 5), true, 2, None), None);
+        assert_eq!(c.split_over(&big, false, 1), Some(500));
+        assert_eq!(c.split_over(&big, false, 2), Some(500));
+        assert_eq!(c.split_over(&doc(3, Format::Epub, 5), true, 2), None);
         let mut chunk = doc(4, Format::Pdf, 5 << 20);
         chunk.page_total = 1000;
         chunk.set_chunk(docmill_protocol::PageRange {
@@ -277,13 +257,13 @@ mod tests {
             last: 500,
         });
         assert_eq!(chunk.job_size(), 5 << 19);
-        assert_eq!(c.split_over(&chunk, true, 2, None), None);
+        assert_eq!(c.split_over(&chunk, true, 2), None);
         let off = Chunking {
             enabled: false,
             ..chunking()
         };
-        assert_eq!(off.split_over(&big, true, 2, None), None);
-        assert_eq!(off.split_over(&pdf, false, 2, None), None);
+        assert_eq!(off.split_over(&big, true, 2), None);
+        assert_eq!(off.split_over(&pdf, false, 2), None);
         // Massive: fixed chunks; a long document or a straggler: one chunk
         // per worker, at least 50 pages each.
         let reopen = Duration::from_millis(10);
@@ -296,7 +276,7 @@ mod tests {
             ..chunking()
         };
         assert_eq!(uncapped.chunk_size(12_000, 2, reopen), 6_000);
-        assert_eq!(uncapped.split_over(&big, false, 1, None), Some(1000));
+        assert_eq!(uncapped.split_over(&big, false, 1), Some(1000));
     }
 
     #[test]

@@ -66,32 +66,6 @@ pub fn plan_ranges(page_count: u32, chunk_pages: u32) -> Vec<PageRange> {
     out
 }
 
-/// The mean length of the documents done so far, to tell how much work
-/// waits behind a long one (see `Chunking::split_over`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Pace {
-    pages: u64,
-    docs: u64,
-}
-
-impl Pace {
-    /// A whole document's text job ended with `pages` pages.
-    pub fn record(&mut self, pages: u64) {
-        self.pages += pages;
-        self.docs += 1;
-    }
-
-    /// The pages each of `workers` workers has left when `queued`
-    /// documents wait, at the mean length so far; `None` before the first
-    /// document is done.
-    pub fn pages_ahead(&self, queued: usize, workers: u32) -> Option<u32> {
-        let share = u64::from(workers.max(1)) * self.docs;
-        (self.docs > 0).then(|| {
-            u32::try_from(self.pages.saturating_mul(queued as u64) / share).unwrap_or(u32::MAX)
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -156,17 +130,5 @@ mod tests {
                 assert_eq!(w[0].last + 1, w[1].first);
             }
         }
-    }
-
-    #[test]
-    fn pages_ahead_share_the_queue_at_the_mean_length() {
-        let mut pace = Pace::default();
-        assert_eq!(pace.pages_ahead(100, 2), None);
-        pace.record(10);
-        pace.record(30);
-        assert_eq!(pace.pages_ahead(100, 2), Some(1000));
-        assert_eq!(pace.pages_ahead(100, 4), Some(500));
-        assert_eq!(pace.pages_ahead(0, 2), Some(0));
-        assert_eq!(pace.pages_ahead(3, 0), Some(60));
     }
 }

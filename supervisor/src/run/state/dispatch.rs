@@ -178,11 +178,10 @@ impl State {
         // Fewer jobs left than workers: a long document would finish last,
         // alone; ask for it to be split instead.
         let near_end = self.queue.len() < self.target as usize;
-        let ahead = self.pace.pages_ahead(self.queue.len(), self.target);
         let split_over = self
             .cfg
             .chunking
-            .split_over(&doc, near_end, self.target, ahead)
+            .split_over(&doc, near_end, self.target)
             .filter(|_| self.cfg.chunks);
         let mem_failures = self.mem_failures.get(&doc.id).copied().unwrap_or(0);
         let ready = Ready {

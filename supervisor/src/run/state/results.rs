@@ -206,13 +206,6 @@ impl State {
 
     /// Adds the end of an attempt to the batch.
     pub(super) fn push_result(&mut self, ending: Ending, result: FinishedResult) {
-        let whole = ending.doc.chunk.is_none() && ending.doc.ocr_pages.is_none();
-        match &result {
-            FinishedResult::Done { pages, .. } | FinishedResult::Flagged { pages, .. } if whole => {
-                self.pace.record(pages.len() as u64);
-            }
-            _ => {}
-        }
         let (job, note) = self.to_commit(ending, result);
         self.batch.oldest.get_or_insert(self.now);
         self.batch.jobs.push(job);
