@@ -86,10 +86,10 @@ pub fn pick(
     let quotas = quotas(workers);
     let epub_ok = |d: &QueuedDoc| d.sched_format != Format::Epub || running.epubs < max_epubs;
     let class = |d: &QueuedDoc| class_of(Tier::of(d.sched_size));
-    let within = queue
-        .iter()
-        .take(LOOKAHEAD)
-        .position(|d| epub_ok(d) && running.per_class[class(d)] < quotas[class(d)]);
+    let within = queue.iter().take(LOOKAHEAD).position(|d| {
+        let c = class(d);
+        epub_ok(d) && running.per_class[c] < quotas[c]
+    });
     within.or_else(|| {
         let huge = class_of(Tier::Huge);
         queue

@@ -28,9 +28,9 @@
 //! PDFs, 4 are flagged: a cover that is one picture and two full-page
 //! figures, pages whose words only OCR can read, and a page of a damaged
 //! file that neither MuPDF nor Poppler reads any text from but whose
-//! resources hold a picture. Without an answer (a file
-//! neither can open) a page is taken to carry an image: an empty page has
-//! no other way to be read.
+//! resources hold a picture. Without an answer (a file neither can open) a
+//! page is taken to carry an image: an empty page has no other way to be
+//! read.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;

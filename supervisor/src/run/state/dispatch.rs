@@ -1,8 +1,8 @@
 //! Which worker runs what: workers are started up to the scaler's count (as
 //! many as there is work for), idle ones over it retire, and each idle
-//! worker gets the first document in the queue that fits the tier quotas
-//! (or, when none does, the first that is not huge) and the EPUB limit,
-//! once claimed. A document that hit the memory limit runs alone, in a
+//! worker gets the first document in the queue within the EPUB limit and
+//! its tier's quota (or, when none is within its quota, the first that is
+//! not huge), once claimed. A document that hit the memory limit runs alone, in a
 //! fresh worker with a larger limit.
 
 use std::time::Duration;
