@@ -8,12 +8,12 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use docmill_protocol::Format;
+use docmill_protocol::{Format, PageRange};
 use serde::Serialize;
 
 use crate::store::QueuedDoc;
 pub use ocr::plan_ocr;
-pub use plan::{chunk_pages, plan_ranges};
+pub use plan::plan_chunks;
 pub use tier::{queue_by_tier, Tier};
 
 mod ocr;
@@ -203,11 +203,10 @@ impl Chunking {
         Some(self.massive_pages.min(self.long_pages))
     }
 
-    /// Pages per chunk for a document found to have `pages` pages, with
-    /// `workers` workers, when opening it took `reopen` (see
-    /// [`chunk_pages`]).
-    pub fn chunk_size(&self, pages: u32, workers: u32, reopen: Duration) -> u32 {
-        chunk_pages(pages, workers, reopen, self.chunk_pages)
+    /// The chunks of a document found to have `pages` pages (see
+    /// [`plan_chunks`]).
+    pub fn plan(&self, pages: u32, workers: u32, reopen: Duration) -> Vec<PageRange> {
+        plan_chunks(pages, workers, reopen, self.chunk_pages)
     }
 }
 
@@ -267,15 +266,20 @@ mod tests {
         // Massive: fixed chunks; a long document or a straggler: one chunk
         // per worker, at least 50 pages each.
         let reopen = Duration::from_millis(10);
-        assert_eq!(c.chunk_size(12_000, 2, reopen), 500);
-        assert_eq!(c.chunk_size(352, 2, reopen), 176);
-        assert_eq!(c.chunk_size(352, 12, reopen), 51);
-        assert_eq!(c.chunk_size(120, 12, reopen), 60);
+        let first = |c: &Chunking, pages, workers| {
+            let r = c.plan(pages, workers, reopen)[0];
+            r.last - r.first + 1
+        };
+        assert_eq!(first(&c, 12_000, 2), 500);
+        assert_eq!(first(&c, 352, 2), 176);
+        assert_eq!(first(&c, 352, 12), 51);
+        assert_eq!(first(&c, 120, 12), 60);
         let uncapped = Chunking {
             chunk_pages: None,
             ..chunking()
         };
-        assert_eq!(uncapped.chunk_size(12_000, 2, reopen), 6_000);
+        // Uncapped, a massive document's chunks shrink from a quarter.
+        assert_eq!(first(&uncapped, 12_000, 2), 3_000);
         assert_eq!(uncapped.split_over(&big, false, 1), Some(1000));
     }
 

@@ -24,7 +24,8 @@
 //! and repairs damaged files. Builds without it ask lopdf, which loads the
 //! whole file (for each chunk of a 12,000-page PDF, more than a second).
 //! The document is opened only when a page first gives almost nothing, so
-//! a text document costs nothing more. Of the 2855 pages of the `normal`
+//! a text document costs nothing more, and not at all when the in-process
+//! engine has it open already. Of the 2855 pages of the `normal`
 //! PDFs, 4 are flagged: a cover that is one picture and two full-page
 //! figures, pages whose words only OCR can read, and a page of a damaged
 //! file that neither MuPDF nor Poppler reads any text from but whose
@@ -64,6 +65,9 @@ enum Loaded {
     /// Builds with MuPDF linked in.
     #[cfg(feature = "mupdf-inproc")]
     Mupdf(mupdf::pdf::PdfDocument),
+    /// The document the in-process engine has open on the file.
+    #[cfg(feature = "mupdf-inproc")]
+    Shared(std::rc::Rc<crate::engines::mupdf_inproc::Opened>),
 }
 
 /// Answers whether pages carry an image, loading the document on the first
@@ -90,6 +94,10 @@ impl<'a> ImageProbe<'a> {
             }
             #[cfg(feature = "mupdf-inproc")]
             Some(Loaded::Mupdf(doc)) => mupdf_page_has_image(doc, page),
+            #[cfg(feature = "mupdf-inproc")]
+            Some(Loaded::Shared(opened)) => opened
+                .pdf()
+                .is_none_or(|doc| mupdf_page_has_image(doc, page)),
         }));
         probe.unwrap_or_else(|_| {
             crate::panic_note::take();
@@ -101,6 +109,9 @@ impl<'a> ImageProbe<'a> {
 fn load(path: &Path) -> Option<Loaded> {
     #[cfg(feature = "mupdf-inproc")]
     {
+        if let Some(opened) = crate::engines::mupdf_inproc::current(path) {
+            return Some(Loaded::Shared(opened));
+        }
         let opened = std::panic::catch_unwind(|| mupdf::pdf::PdfDocument::open(path.as_os_str()));
         match opened {
             Ok(Ok(doc)) => return Some(Loaded::Mupdf(doc)),

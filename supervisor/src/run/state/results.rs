@@ -12,7 +12,6 @@ use super::{bytes_of, Ending, InFlight, State};
 use crate::run::action::Action;
 use crate::run::event::FileSeen;
 use crate::run::totals::{Committed, Fact, JobEnd, OcrCounts};
-use crate::schedule::plan_ranges;
 use crate::store::{DocState, Finished, FinishedResult, QueuedDoc, Written};
 
 /// Finished jobs are written together once this many wait, once their text
@@ -147,19 +146,16 @@ impl State {
         // chunk pays it again. The workers are this run's; other machines
         // on a shared store are not known here.
         let reopen = self.now.saturating_duration_since(job.started);
-        let size = self
-            .cfg
-            .chunking
-            .chunk_size(page_count, self.target, reopen);
+        let ranges = self.cfg.chunking.plan(page_count, self.target, reopen);
         tracing::debug!(
             path = %job.doc.path.display(),
             pages = page_count,
             workers = self.target,
             reopen_ms = reopen.as_millis() as u64,
-            chunk_pages = size,
+            chunks = ranges.len(),
+            first_chunk_pages = ranges.first().map_or(0, |r| r.last - r.first + 1),
             "chunk plan"
         );
-        let ranges = plan_ranges(page_count, size);
         self.out.push(Action::Split {
             doc: job.doc.id,
             claim: job.claim,

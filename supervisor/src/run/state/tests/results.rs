@@ -156,7 +156,7 @@ fn a_long_document_becomes_chunk_jobs() {
 }
 
 #[test]
-fn a_split_document_gets_one_chunk_per_worker_unless_reopening_costs_more() {
+fn a_split_document_gets_shrinking_chunks_unless_reopening_costs_more() {
     let mut cfg = config();
     cfg.chunking.enabled = true;
     cfg.chunking.chunk_pages = None;
@@ -170,19 +170,20 @@ fn a_split_document_gets_one_chunk_per_worker_unless_reopening_costs_more() {
             },
         )
     };
-    // Opened in 250 ms: two workers take a half each, not twelve chunks.
+    // Opened in 250 ms: two workers take a quarter each, then shorter
+    // chunks, none under 1,250 pages (ten times the opening's cost).
     let mut w = World::new(cfg.clone(), vec![doc(1, Format::Pdf)], 2);
     w.at(0, Event::Tick);
     let (ms, event) = split(250, 12_000);
-    assert_eq!(w.at(ms, event), ["split 1 pages=12000 chunks=2"]);
+    assert_eq!(w.at(ms, event), ["split 1 pages=12000 chunks=6"]);
     assert_eq!(
         w.at(260, Event::Tick),
         [
             "spawn 1024MiB",
             "claim 1@1",
-            "send w1 job2 /d/1.pdf attempt=1 builtin pages=1-6000",
-            "claim 1@6001",
-            "send w2 job3 /d/1.pdf attempt=1 builtin pages=6001-12000",
+            "send w1 job2 /d/1.pdf attempt=1 builtin pages=1-3000",
+            "claim 1@3001",
+            "send w2 job3 /d/1.pdf attempt=1 builtin pages=3001-6000",
         ]
     );
     // Opening took longer than half the document's work (2 ms a page):
