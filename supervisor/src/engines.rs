@@ -82,9 +82,15 @@ pub fn detect() -> Vec<DetectedEngine> {
         path: None,
         missing: None,
     };
-    let mupdf = external(EngineChoice::Mupdf, "mutool", &[]);
-    // pdftotext extracts, pdfinfo counts pages: the engine needs both.
-    let poppler = external(EngineChoice::Poppler, "pdftotext", &["pdfinfo"]);
+    // Asked at once: a tool whose files the page cache no longer holds
+    // takes 100-500 ms to print its version (measured on an idle machine
+    // that reclaims memory), and every index run waits for the answers.
+    let (mupdf, poppler) = std::thread::scope(|s| {
+        let mupdf = s.spawn(|| external(EngineChoice::Mupdf, "mutool", &[]));
+        // pdftotext extracts, pdfinfo counts pages: the engine needs both.
+        let poppler = external(EngineChoice::Poppler, "pdftotext", &["pdfinfo"]);
+        (mupdf.join().expect("engine probe panicked"), poppler)
+    });
     vec![builtin, lopdf, mupdf_inproc(), mupdf, poppler]
 }
 
@@ -175,6 +181,9 @@ pub(crate) fn probe(
         .stderr(Stdio::piped())
         .spawn()?;
     let started = Instant::now();
+    // Looked at after 1 ms, then ever less often: most tools answer in a
+    // few milliseconds, and the run waits for them.
+    let mut pause = Duration::from_millis(1);
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break status;
@@ -184,7 +193,8 @@ pub(crate) fn probe(
             let _ = child.wait();
             return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(10));
     };
     // A banner or a language list is a few lines: it fits the pipe, so
     // reading after the exit cannot block.

@@ -226,7 +226,14 @@ pub fn detect() -> OcrEngine {
         found.missing = Some("tesseract not found on PATH".to_string());
         return found;
     };
-    match probe(&path, "--version") {
+    // Both questions at once: the run waits for the answers (see
+    // `engines::detect`).
+    let (version, langs) = std::thread::scope(|s| {
+        let version = s.spawn(|| probe(&path, "--version"));
+        let langs = probe(&path, "--list-langs");
+        (version.join().expect("tesseract probe panicked"), langs)
+    });
+    match version {
         Ok(text) => found.version = parse_version(&text),
         Err(e) => {
             found.missing = Some(format!("tesseract --version failed: {e}"));
@@ -234,7 +241,7 @@ pub fn detect() -> OcrEngine {
             return found;
         }
     }
-    match probe(&path, "--list-langs") {
+    match langs {
         Ok(text) => {
             found.languages = parse_languages(&text);
             found.available = true;

@@ -62,13 +62,18 @@ pub fn index_options(a: IndexArgs, db: PathBuf) -> Result<IndexOptions, String> 
     if let Some(page) = a.page_timeout {
         timeouts.page = page;
     }
-    // Only a run that may recognise asks tesseract what it has.
+    // Only a run that may recognise asks tesseract what it has; the PDF
+    // engines are asked at the same time (see `engines::detect`).
     let flag = a.ocr.unwrap_or(crate::ocr::OcrFlag::Auto);
-    let engine = if flag == crate::ocr::OcrFlag::Off {
-        crate::ocr::OcrEngine::none()
-    } else {
-        crate::ocr::detect()
-    };
+    let (engine, engines) = std::thread::scope(|s| {
+        let engines = s.spawn(crate::engines::detect);
+        let engine = if flag == crate::ocr::OcrFlag::Off {
+            crate::ocr::OcrEngine::none()
+        } else {
+            crate::ocr::detect()
+        };
+        (engine, engines.join().expect("engine probe panicked"))
+    });
     let (ocr, ocr_notice) =
         crate::ocr::resolve(flag, &a.ocr_lang, a.ocr_dpi, a.ocr_page_timeout, &engine)?;
     Ok(IndexOptions {
@@ -90,6 +95,7 @@ pub fn index_options(a: IndexArgs, db: PathBuf) -> Result<IndexOptions, String> 
         retry_quarantined: a.retry_quarantined,
         strict: a.strict,
         pdf_engine: a.pdf_engine,
+        engines,
         max_epubs: a.max_epubs,
         chunking: crate::schedule::Chunking {
             enabled: !a.no_chunking,

@@ -60,6 +60,9 @@ pub struct IndexOptions {
     pub strict: bool,
     #[serde(skip)]
     pub pdf_engine: EngineFlag,
+    /// The PDF engines found on this machine when the options were read.
+    #[serde(skip)]
+    pub engines: Vec<crate::engines::DetectedEngine>,
     /// EPUB jobs at once, at most (they hold many descriptors).
     pub max_epubs: u32,
     /// Which documents are split into page-range chunk jobs.
@@ -96,7 +99,7 @@ pub fn index(opts: &IndexOptions) -> anyhow::Result<i32> {
             return Ok(exit_codes::USAGE);
         }
     };
-    let engine_order = match engines::resolve(opts.pdf_engine, &engines::detect()) {
+    let engine_order = match engines::resolve(opts.pdf_engine, &opts.engines) {
         Ok(order) => order,
         Err(e) => {
             eprintln!("docmill: {e}");
