@@ -39,7 +39,18 @@ impl Worker {
 
     /// Asks the worker to exit after its current job and reaps it.
     pub fn shutdown(&mut self, grace: Duration) {
+        self.ask_to_exit();
+        self.await_exit(grace);
+    }
+
+    /// Asks the worker to exit after its current job (see [`Self::await_exit`]).
+    pub fn ask_to_exit(&mut self) {
         let _ = self.jobs.send(docmill_protocol::ToWorker::Shutdown);
+    }
+
+    /// Reaps a worker asked to exit, killing it (and its group) once
+    /// `grace` is up.
+    pub fn await_exit(&mut self, grace: Duration) {
         if self.wait_for(grace).is_none() {
             self.kill_now();
         } else {
@@ -49,10 +60,15 @@ impl Worker {
 
     fn wait_for(&mut self, grace: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + grace;
+        // A worker asked to go usually has within a few milliseconds.
+        let mut pause = Duration::from_millis(1);
         loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => return Some(status),
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
+                Ok(None) if Instant::now() < deadline => {
+                    thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(5));
+                }
                 _ => return None,
             }
         }

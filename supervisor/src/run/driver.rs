@@ -155,8 +155,14 @@ impl<'a, S: Sampler> Driver<'a, S> {
         // shorter than the sampling interval has a peak memory too.
         let r = self.sample();
         self.feed(&mut state, Event::Readings(r))?;
-        for (_, mut worker) in self.workers.drain() {
-            worker.shutdown(FINAL_GRACE);
+        // All asked at once, then reaped: each takes a few milliseconds to
+        // go, which the run's end would otherwise wait for one by one.
+        let mut leaving: Vec<Worker> = self.workers.drain().map(|(_, w)| w).collect();
+        for worker in &mut leaving {
+            worker.ask_to_exit();
+        }
+        for worker in &mut leaving {
+            worker.await_exit(FINAL_GRACE);
         }
         let last = self.snapshot(&mut state);
         self.store.record_sample(self.run, &last)?;
