@@ -47,7 +47,30 @@ thread_local! {
     /// too, rather than opening the file a second time), and after a chunk
     /// job the one it read, for the next chunk of the same file. One at
     /// most; a whole-document job's is closed when the job ends.
-    static OPEN: RefCell<Option<Rc<Opened>>> = const { RefCell::new(None) };
+    static OPEN: Kept = const { Kept(RefCell::new(None)) };
+}
+
+/// The slot behind [`OPEN`].
+struct Kept(RefCell<Option<Rc<Opened>>>);
+
+impl Drop for Kept {
+    /// A document still kept when its thread ends is let go of, not closed:
+    /// MuPDF's context is a thread-local value of its own, which may be
+    /// gone by then, and closing without it aborts the process. The
+    /// thread's end is the process's in a worker, and a test thread's
+    /// document is a few kilobytes.
+    fn drop(&mut self) {
+        if let Some(kept) = self.0.get_mut().take() {
+            std::mem::forget(kept);
+        }
+    }
+}
+
+impl std::ops::Deref for Kept {
+    type Target = RefCell<Option<Rc<Opened>>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 /// What identifies a file's contents for [`OPEN`]: its path, and the inode,
@@ -444,6 +467,23 @@ mod tests {
         assert_eq!(pages(&path, None).len(), 3);
         assert!(current(&path).is_none(), "a whole document stays open");
         OPEN.with(|open| assert!(open.borrow().is_none()));
+    }
+
+    /// A thread that ends with a chunk's document still kept ends cleanly
+    /// (closing it after MuPDF's own thread-local context went aborted the
+    /// process).
+    #[test]
+    fn a_thread_ends_cleanly_with_a_document_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("book.pdf");
+        write_pdf(&path, &["alpha", "bravo"]);
+        let kept = std::thread::spawn(move || {
+            pages(&path, Some((1, 1)));
+            current(&path).is_some()
+        })
+        .join()
+        .expect("the thread ended cleanly");
+        assert!(kept);
     }
 
     #[test]
