@@ -66,13 +66,6 @@ impl Drop for Kept {
     }
 }
 
-impl std::ops::Deref for Kept {
-    type Target = RefCell<Option<Rc<Opened>>>;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
 /// What identifies a file's contents for [`OPEN`]: its path, and the inode,
 /// size and modification time the path names (a file replaced or written
 /// since is opened afresh).
@@ -131,7 +124,7 @@ impl Opened {
 /// OCR image probe, which then reads the objects MuPDF already parsed.
 pub fn current(path: &Path) -> Option<Rc<Opened>> {
     let key = FileKey::of(path, &std::fs::metadata(path).ok()?);
-    OPEN.with(|open| open.borrow().as_ref().filter(|o| o.key == key).cloned())
+    OPEN.with(|open| open.0.borrow().as_ref().filter(|o| o.key == key).cloned())
 }
 
 /// The document on `path`: the one kept open when it is the same file,
@@ -139,7 +132,7 @@ pub fn current(path: &Path) -> Option<Rc<Opened>> {
 fn open_cached(path: &Path, md: &std::fs::Metadata) -> Result<Rc<Opened>, WorkerFailure> {
     let key = FileKey::of(path, md);
     let kept = OPEN.with(|open| {
-        let mut open = open.borrow_mut();
+        let mut open = open.0.borrow_mut();
         match open.as_ref() {
             Some(o) if o.key == key => Some(Rc::clone(o)),
             // Closed before the next one opens: two at once would double
@@ -164,13 +157,13 @@ fn open_cached(path: &Path, md: &std::fs::Metadata) -> Result<Rc<Opened>, Worker
         }
     };
     let opened = Rc::new(Opened { key, handle, meta });
-    OPEN.with(|open| *open.borrow_mut() = Some(Rc::clone(&opened)));
+    OPEN.with(|open| *open.0.borrow_mut() = Some(Rc::clone(&opened)));
     Ok(opened)
 }
 
 /// Closes the kept document.
-fn forget() {
-    OPEN.with(|open| open.borrow_mut().take());
+fn close_kept() {
+    OPEN.with(|open| open.0.borrow_mut().take());
 }
 
 pub fn extract(
@@ -181,11 +174,9 @@ pub fn extract(
     // Opening the file ourselves first gives the same reasons as the other
     // engines for a missing file, a permission problem or a descriptor
     // shortage, which MuPDF would only report as a message.
-    let file = File::open(path).map_err(|e| io_failure("cannot read the file", &e))?;
-    let md = file
-        .metadata()
+    let md = File::open(path)
+        .and_then(|file| file.metadata())
         .map_err(|e| io_failure("cannot read the file", &e))?;
-    drop(file);
     let opened = open_cached(path, &md)?;
     let result = extract_open(&opened, range, sink);
     // Kept for the next chunk: after a chunk that went well, or a whole
@@ -197,7 +188,7 @@ pub fn extract(
         Err(Stop::Failed(_)) => false,
     };
     if !keep {
-        forget();
+        close_kept();
     }
     result
 }
@@ -466,7 +457,7 @@ mod tests {
 
         assert_eq!(pages(&path, None).len(), 3);
         assert!(current(&path).is_none(), "a whole document stays open");
-        OPEN.with(|open| assert!(open.borrow().is_none()));
+        OPEN.with(|open| assert!(open.0.borrow().is_none()));
     }
 
     /// A thread that ends with a chunk's document still kept ends cleanly
