@@ -304,9 +304,17 @@ fn report_needs_a_run() {
 fn live_status_and_stats_file() {
     let env = Env::new();
     let lib = env.path("lib");
-    for i in 0..12 {
-        mockdoc(&lib, &format!("m{i:02}"), "sleep_ms 400\npages 3\n");
+    // Eleven documents finish; the twelfth holds the run open until the
+    // test has seen it live, however slowly a loaded machine gets there.
+    let release = env.path("release");
+    for i in 0..11 {
+        mockdoc(&lib, &format!("m{i:02}"), "sleep_ms 100\npages 3\n");
     }
+    mockdoc(
+        &lib,
+        "m11",
+        &format!("wait_for {}\npages 3\n", release.display()),
+    );
     let stats = env.path("stats.json");
     let mut child = env.spawn(&[
         &"index",
@@ -320,6 +328,10 @@ fn live_status_and_stats_file() {
         &"1s",
         &"--stats",
         &stats,
+        &"--timeout",
+        &"600s",
+        &"--page-timeout",
+        &"600s",
     ]);
     let read_stats = || -> Option<serde_json::Value> {
         serde_json::from_slice(&std::fs::read(&stats).ok()?).ok()
@@ -353,6 +365,7 @@ fn live_status_and_stats_file() {
             && st["documents"]["done"].as_u64().unwrap_or(0) > 0
     });
     assert!(live, "status never showed the live run");
+    std::fs::write(&release, b"").unwrap();
     let out = {
         let status = wait_child(&mut child, std::time::Duration::from_secs(60));
         assert_eq!(status.code(), Some(0));

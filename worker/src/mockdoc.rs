@@ -25,6 +25,9 @@ pub enum Action {
     SleepMs(u64),
     SpinMs(u64),
     Hang,
+    /// Sleeps until this file exists: holds a run open for as long as a
+    /// test needs to look at it, without guessing a duration.
+    WaitFor(std::path::PathBuf),
     AllocMb(u64),
     LeakFds(u32),
     Panic,
@@ -159,6 +162,7 @@ pub fn parse(text: &str) -> Result<Script, String> {
             "sleep_ms" => Action::SleepMs(num(arg)?),
             "spin_ms" => Action::SpinMs(num(arg)?),
             "hang" => Action::Hang,
+            "wait_for" => Action::WaitFor(arg.ok_or_else(|| bad("missing path"))?.into()),
             "alloc_mb" => Action::AllocMb(num(arg)?),
             "leak_fds" => Action::LeakFds(num(arg)? as u32),
             "panic" => Action::Panic,
@@ -265,6 +269,11 @@ pub fn run(path: &Path, job: &Job, sink: &mut dyn PageSink) -> Result<DocSummary
             Action::Hang => loop {
                 std::thread::sleep(Duration::from_secs(3600));
             },
+            Action::WaitFor(path) => {
+                while !path.exists() {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
             Action::AllocMb(mb) => {
                 // Touch every page so the memory is really used, as a greedy
                 // parser's would be; under the address-space limit the
@@ -450,10 +459,11 @@ mod tests {
     #[test]
     fn parses_every_action() {
         let s = parse(
-            "# a comment\npages 3\nkind epub\nbytes 100\nsleep_ms 5 # trailing\nspin_ms 1\nhang\nalloc_mb 2\nleak_fds 4\npanic\nabort\nsegfault\nexit 3\nstdout_garbage 10\nfail_pages 2-4\non_attempt 2\npage_ms 7\nclimb_mb 8\nneeds_ocr 2-3\nocr_child hang\nocr_child oom 4-5\n",
+            "# a comment\npages 3\nkind epub\nbytes 100\nsleep_ms 5 # trailing\nspin_ms 1\nhang\nalloc_mb 2\nleak_fds 4\npanic\nabort\nsegfault\nexit 3\nstdout_garbage 10\nfail_pages 2-4\non_attempt 2\npage_ms 7\nclimb_mb 8\nneeds_ocr 2-3\nocr_child hang\nocr_child oom 4-5\nwait_for /tmp/go\n",
         )
         .unwrap();
-        assert_eq!(s.actions.len(), 20);
+        assert_eq!(s.actions.len(), 21);
+        assert!(s.actions.contains(&Action::WaitFor("/tmp/go".into())));
         assert_eq!(s.needs_ocr(), vec![(2, 3)]);
         assert!(s.actions.contains(&Action::OcrChild(OcrFault::Hang, None)));
         assert!(s
@@ -478,6 +488,7 @@ mod tests {
         assert!(parse("ocr_child melt").is_err());
         assert!(parse("ocr_child hang 3-1").is_err());
         assert!(parse("needs_ocr").is_err());
+        assert!(parse("wait_for").is_err());
     }
 
     #[test]
