@@ -633,7 +633,12 @@ fn forget_is_refused_while_an_index_runs() {
     });
     common::send_signal(index.id(), libc::SIGTERM);
     common::wait_child(&mut index, std::time::Duration::from_secs(60));
-    assert!(refused, "forget was not refused during the run:\n{last}");
+    let mut said = String::new();
+    std::io::Read::read_to_string(index.stderr.as_mut().unwrap(), &mut said).unwrap();
+    assert!(
+        refused,
+        "forget was not refused during the run:\n{last}\nthe run said:\n{said}"
+    );
     env.assert_no_leftovers();
 
     let r = env.run(&[&"forget", &lib]);

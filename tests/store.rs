@@ -974,6 +974,46 @@ fn conformance_sqlite() {
     suite(&mut |name| dir.path().join(format!("{name}.db")));
 }
 
+/// Runs starting at the same moment on a new SQLite file (or a `forget`
+/// beside a starting run): every one opens it, migrated once, and writes
+/// its discovery, none failing on another's schema change or lock.
+#[test]
+fn many_open_a_new_sqlite_index_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let path = files.path().join("a.pdf");
+    std::fs::write(&path, "aa").unwrap();
+    let found = vec![found(&path, 2, 1)];
+    for round in 0..25 {
+        let db = dir.path().join(format!("{round}.db"));
+        let start = std::sync::Barrier::new(4);
+        std::thread::scope(|s| {
+            let opened: Vec<_> = (0..4)
+                .map(|i| {
+                    let (db, start, found) = (&db, &start, &found);
+                    s.spawn(move || -> Result<(), String> {
+                        start.wait();
+                        let mut s = store::open(db).map_err(|e| format!("open: {e}"))?;
+                        let run = s
+                            .begin_run(&format!("r{i}"), "{}")
+                            .map_err(|e| format!("begin: {e}"))?;
+                        s.recover_interrupted()
+                            .map_err(|e| format!("recover: {e}"))?;
+                        s.upsert_found(found, run, RetryPolicy::default())
+                            .map_err(|e| format!("discover: {e}"))?;
+                        Ok(())
+                    })
+                })
+                .collect();
+            for (i, t) in opened.into_iter().enumerate() {
+                let result = t.join().unwrap();
+                assert_eq!(result, Ok(()), "round {round}, opener {i}");
+            }
+        });
+        assert_eq!(store::open(&db).unwrap().pending().unwrap().len(), 1);
+    }
+}
+
 #[test]
 fn conformance_postgres() {
     let Some(cluster) = PgCluster::start(None) else {

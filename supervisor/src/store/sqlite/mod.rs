@@ -94,6 +94,9 @@ pub struct SqliteStore {
     left_out: u64,
 }
 
+/// How long a statement waits for another connection's write lock.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl SqliteStore {
     /// Opens (creating if needed) the database for an index run. A file
     /// that is not docmill's is refused before anything is written to it;
@@ -132,7 +135,7 @@ impl SqliteStore {
             Identity::NotSqlite => return Err(SqliteError::NotSqlite(path.to_path_buf())),
         }
         let conn = open::connect(path, open::read_access(path))?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         open::check_readable(&conn, path)?;
         Ok(SqliteStore { conn, left_out: 0 })
     }
@@ -149,10 +152,19 @@ impl SqliteStore {
             Identity::Foreign => return Err(SqliteError::NotDocmill(path.to_path_buf())),
             Identity::NotSqlite => return Err(SqliteError::NotSqlite(path.to_path_buf())),
         }
-        let catalog = SqliteStore {
+        let mut catalog = SqliteStore {
             conn: open::connect(path, access)?,
             left_out: 0,
         };
+        // Another docmill may be opening the same file this moment (a
+        // `forget` beside a starting run): every write waits for it. A
+        // write transaction takes the write lock when it begins: one that
+        // read first and found another's commit since would fail at once
+        // ("database is locked"), the wait notwithstanding.
+        catalog.conn.busy_timeout(BUSY_TIMEOUT)?;
+        catalog
+            .conn
+            .set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         // The mark goes first: on a new file it is written before the
         // switch to WAL, into the main file, where `open::identify` reads
         // it even while the first run's tables are still only in the log.
@@ -177,15 +189,20 @@ impl SqliteStore {
         self.conn.pragma_update(None, "journal_mode", "WAL")?;
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         self.conn.pragma_update(None, "foreign_keys", "ON")?;
-        self.conn.busy_timeout(std::time::Duration::from_secs(30))?;
         schema::register_functions(&self.conn)?;
         Ok(())
     }
 
+    /// Brings the schema up to date, in one transaction that holds the
+    /// write lock from the start: two docmills opening a new or older file
+    /// at once (a `forget` beside a starting run) would otherwise both see
+    /// a column missing and both add it, and the second would fail.
     fn migrate(&self) -> Result<(), SqliteError> {
-        let version: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > schema::VERSION {
             return Err(TooNew {
                 what: "database",
@@ -198,7 +215,6 @@ impl SqliteStore {
             // Schema 1's index knew neither titles nor CJK grams: it is
             // made again, once, from the pages (see the README for what
             // that costs).
-            let tx = self.conn.unchecked_transaction()?;
             if version == 1 {
                 tx.execute_batch(schema::DROP_V1_INDEX)?;
             }
@@ -207,7 +223,6 @@ impl SqliteStore {
                 tx.execute_batch(schema::FILL_INDEX)?;
             }
             tx.pragma_update(None, "user_version", schema::VERSION)?;
-            tx.commit()?;
         } else if !self.has_table("samples")?
             || !self.has_table("chunks")?
             || !self.has_table("ocr_cache")?
@@ -215,14 +230,14 @@ impl SqliteStore {
             // A database made before the samples or chunks tables: it only
             // adds tables (every statement is IF NOT EXISTS), so the version
             // stays and older docmills still open it.
-            self.conn.execute_batch(schema::SCHEMA)?;
+            tx.execute_batch(schema::SCHEMA)?;
         }
         for (table, column, kind) in schema::ADDED_COLUMNS {
             if !self.has_column(table, column)? {
-                self.conn
-                    .execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+                tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
             }
         }
+        tx.commit()?;
         Ok(())
     }
 
