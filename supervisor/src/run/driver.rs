@@ -14,6 +14,7 @@ use ipc_channel::ipc::{IpcReceiverSet, IpcSelectionResult};
 use super::action::Action;
 use super::event::{Event, FileSeen, WorkerId};
 use super::state::State;
+use super::store_thread::{self, Link, StoreRef};
 use super::IndexOptions;
 use crate::cli::chain;
 use crate::metrics::{MetricsOptions, Recorder};
@@ -41,7 +42,11 @@ const FINAL_GRACE: Duration = Duration::from_millis(500);
 
 pub struct Driver<'a, S: Sampler> {
     opts: &'a IndexOptions,
-    store: &'a mut dyn Store,
+    /// The store, lent to its own thread while the run goes on.
+    store: Option<StoreRef<'a>>,
+    link: Option<Link>,
+    /// The receiver-set id of the store thread's bell.
+    bell: Option<u64>,
     run: i64,
     owner: String,
     signals: Signals,
@@ -73,7 +78,9 @@ impl<'a, S: Sampler> Driver<'a, S> {
                 tmpdir: Some(scratch),
             },
             opts,
-            store,
+            store: Some(store),
+            link: None,
+            bell: None,
             run,
             owner,
             signals,
@@ -104,8 +111,43 @@ impl<'a, S: Sampler> Driver<'a, S> {
         target
     }
 
-    /// Runs `state` until it ends; returns its counts.
-    pub fn run(&mut self, mut state: State) -> anyhow::Result<super::Totals> {
+    /// Runs `state` until it ends, with the store on its own thread;
+    /// returns its counts.
+    pub fn run(&mut self, state: State) -> anyhow::Result<super::Totals> {
+        let store = self.store.take().expect("a driver runs once");
+        let (bell, rung) = ipc_channel::ipc::channel::<()>()?;
+        self.bell = Some(self.set.add(rung)?);
+        let ctx = store_thread::Context {
+            opts: self.opts,
+            run: self.run,
+            owner: self.owner.clone(),
+        };
+        let (link, serve) = store_thread::start(store, ctx, bell);
+        let mut state = std::thread::scope(|s| {
+            let thread = s.spawn(serve);
+            self.link = Some(link);
+            let state = self.run_loop(state);
+            // The thread ends once it has carried out what it was given.
+            self.link = None;
+            match thread.join() {
+                Ok(store) => self.store = Some(store),
+                Err(_) => anyhow::bail!("the store's thread panicked"),
+            }
+            state
+        })?;
+        let last = self.snapshot(&mut state);
+        if let Some(store) = self.store.as_mut() {
+            store.record_sample(self.run, &last)?;
+        }
+        if let Err(e) = self.recorder.finish(&last) {
+            tracing::warn!("cannot write the final stats file: {}", chain(&e));
+        }
+        Ok(state.into_totals())
+    }
+
+    /// The loop of `run`: events until the state ends, then the store's
+    /// answers still to come, then the workers' exit.
+    fn run_loop(&mut self, mut state: State) -> anyhow::Result<State> {
         let mut stopping = false;
         let mut last_rss = Instant::now();
         let mut last_observe = Instant::now();
@@ -127,6 +169,9 @@ impl<'a, S: Sampler> Driver<'a, S> {
                 break;
             }
             self.wait_messages(&mut state)?;
+            for answer in self.link().arrived()? {
+                self.feed(&mut state, answer)?;
+            }
             if last_rss.elapsed() >= RSS_EVERY {
                 last_rss = Instant::now();
                 // Every worker, limited or not: the state also watches for
@@ -147,9 +192,13 @@ impl<'a, S: Sampler> Driver<'a, S> {
                 }
                 let snap = self.snapshot(&mut state);
                 if self.recorder.observe(&snap) {
-                    self.store.record_sample(self.run, &snap)?;
+                    self.link().sample(&snap)?;
                 }
             }
+        }
+        // The last commits' answers, and what follows from them.
+        while let Some(answer) = self.link().next_answer()? {
+            self.feed(&mut state, answer)?;
         }
         // One reading while the last workers are still alive, so a run
         // shorter than the sampling interval has a peak memory too.
@@ -164,20 +213,22 @@ impl<'a, S: Sampler> Driver<'a, S> {
         for worker in &mut leaving {
             worker.await_exit(FINAL_GRACE);
         }
-        let last = self.snapshot(&mut state);
-        self.store.record_sample(self.run, &last)?;
-        if let Err(e) = self.recorder.finish(&last) {
-            tracing::warn!("cannot write the final stats file: {}", chain(&e));
-        }
-        Ok(state.into_totals())
+        Ok(state)
+    }
+
+    fn link(&mut self) -> &mut Link {
+        self.link
+            .as_mut()
+            .expect("the store's thread runs with the loop")
     }
 
     /// Hands `event` to the state and carries out what it returns. An
-    /// action that is answered (a claim, a commit, a spawn) has its answer
-    /// handed back at once; what the answer leads to is carried out after
-    /// the actions already waiting, so every action is carried out in the
-    /// order the state decided it (a retry's failure is written before the
-    /// retry is claimed again).
+    /// action that is answered (a claim, a spawn) has its answer handed
+    /// back at once; what the answer leads to is carried out after the
+    /// actions already waiting, so every action is carried out in the order
+    /// the state decided it (a retry's failure is written before the retry
+    /// is claimed again: the store's thread keeps that order). A commit is
+    /// answered later, when the store has written it.
     ///
     /// One exception: the jobs an answer sends (a claim's) go out at once,
     /// ahead of the store's work still waiting. A message to a worker
@@ -188,7 +239,7 @@ impl<'a, S: Sampler> Driver<'a, S> {
         let mut todo: VecDeque<Action> = state.handle(event, Instant::now()).into();
         while let Some(action) = todo.pop_front() {
             tracing::trace!("{action}");
-            if let Some(answer) = self.carry(action)? {
+            for answer in self.carry(action)? {
                 let mut next = state.handle(answer, Instant::now()).into_iter().peekable();
                 let mut sends = Vec::new();
                 while let Some(send) = next.next_if(|a| matches!(a, Action::Send { .. })) {
@@ -203,10 +254,12 @@ impl<'a, S: Sampler> Driver<'a, S> {
         Ok(())
     }
 
-    /// Carries out one action; returns the event that answers it, if any.
-    fn carry(&mut self, action: Action) -> anyhow::Result<Option<Event>> {
-        let store = &mut *self.store;
-        let lease = self.opts.lease;
+    /// Carries out one action; returns the events that answer it: a store
+    /// action's answer comes with those of the store's earlier work.
+    fn carry(&mut self, action: Action) -> anyhow::Result<Vec<Event>> {
+        if store_thread::is_store(&action) {
+            return self.link().act(action);
+        }
         Ok(match action {
             Action::Spawn { mem_limit } => Some(self.spawn(mem_limit)),
             Action::Send { worker, job } => {
@@ -235,59 +288,6 @@ impl<'a, S: Sampler> Driver<'a, S> {
                 }
                 None
             }
-            Action::Claim { doc, chunk } => {
-                let claim = match chunk {
-                    Some(first) => store.claim_chunk(doc, first, &self.owner, lease)?,
-                    None => store
-                        .claim(&[doc], &self.owner, lease)?
-                        .first()
-                        .map(|(_, c)| *c),
-                };
-                Some(Event::Claimed { claim })
-            }
-            Action::PlanOcr { doc, hash, ocr } => Some(Event::OcrPlanned {
-                doc,
-                planned: store.plan_ocr(doc, &hash, &ocr)?,
-            }),
-            Action::OcrLookup {
-                doc,
-                hash,
-                key,
-                pages,
-            } => Some(Event::OcrCached {
-                doc,
-                pages: store.ocr_cached(&hash, &key, &pages)?,
-            }),
-            Action::Commit { batch, jobs } => Some(Event::Committed {
-                batch,
-                written: store.commit(&jobs)?,
-            }),
-            Action::Renew { held } => {
-                for doc in store.renew(&self.owner, &held, lease)? {
-                    tracing::warn!(doc, "lease lost: another supervisor may have taken the job");
-                }
-                None
-            }
-            Action::Split {
-                doc,
-                claim,
-                page_count,
-                ranges,
-            } => Some(Event::SplitWritten {
-                planned: store.split(doc, claim, page_count, &ranges)?,
-            }),
-            Action::Unsplit { doc } => {
-                store.unsplit(doc)?;
-                None
-            }
-            Action::Restat {
-                doc,
-                size,
-                mtime_ns,
-            } => {
-                store.restat(doc, size, mtime_ns)?;
-                None
-            }
             Action::Sample => Some(Event::Readings(self.sample())),
             Action::Scaled { from, to, reason } => {
                 let r = &self.readings;
@@ -306,18 +306,12 @@ impl<'a, S: Sampler> Driver<'a, S> {
                 }
                 None
             }
-            Action::Poll => {
-                let mut more = store.pending()?;
-                super::scheduling_hints(self.opts, &mut more);
-                let held_elsewhere = store.held_elsewhere(&self.owner)?;
-                Some(Event::Polled {
-                    more,
-                    held_elsewhere,
-                })
-            }
             Action::End => None,
             Action::Abort { error } => anyhow::bail!(error),
-        })
+            store_action => unreachable!("{store_action} is the store's"),
+        }
+        .into_iter()
+        .collect())
     }
 
     fn spawn(&mut self, mem_limit: u64) -> Event {
@@ -362,7 +356,11 @@ impl<'a, S: Sampler> Driver<'a, S> {
             }
         };
         for selected in events {
+            // The store's bell: its answers are read after the messages.
+            let bell = |id: &u64| Some(*id) == self.bell;
             let event = match selected {
+                IpcSelectionResult::MessageReceived(id, _) if bell(&id) => None,
+                IpcSelectionResult::ChannelClosed(id) if bell(&id) => None,
                 IpcSelectionResult::MessageReceived(worker, msg) => match msg.to::<FromWorker>() {
                     Ok(m) => message_event(worker, m, state),
                     Err(e) => {

@@ -7,6 +7,7 @@ mod event;
 pub(crate) mod lock;
 mod scratch;
 mod state;
+mod store_thread;
 mod summary;
 mod totals;
 

@@ -145,6 +145,8 @@ pub struct State {
     /// Consecutive failed starts of ordinary workers.
     spawn_failures: u32,
     claiming: Option<dispatch::Claiming>,
+    /// A document claimed ahead for the next worker to be idle.
+    spare: Option<dispatch::Ready>,
     splitting: Option<results::Splitting>,
     batch: results::Batch,
     /// Commits sent and not yet answered, by batch number.
@@ -210,6 +212,7 @@ impl State {
             spawning: None,
             spawn_failures: 0,
             claiming: None,
+            spare: None,
             splitting: None,
             batch: results::Batch::default(),
             committing: HashMap::new(),
@@ -236,15 +239,18 @@ impl State {
     }
 
     /// Takes one event; returns what to do, in order. Actions that are
-    /// answered (claims, commits, spawns, ...) are answered by the next
-    /// events, before anything else happens in the world; what an answer
-    /// leads to is carried out after the actions returned before it.
+    /// answered (claims, spawns, ...) are answered by the next events,
+    /// before anything else happens in the world; what an answer leads to
+    /// is carried out after the actions returned before it. Commits are the
+    /// exception: their answers may come after other events (the store
+    /// writes on its own thread), and the run does not end before them.
     pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
         self.now = now;
         match event {
             Event::Tick => self.tick(),
             Event::Stop => {
                 self.stop_at.get_or_insert(now + self.cfg.grace);
+                self.release_spare();
             }
             Event::WorkerUp {
                 worker,
@@ -332,7 +338,11 @@ impl State {
                 more,
                 held_elsewhere,
             } => {
-                if more.is_empty() && self.busy() == 0 && held_elsewhere == 0 {
+                if more.is_empty()
+                    && self.busy() == 0
+                    && held_elsewhere == 0
+                    && self.committing.is_empty()
+                {
                     self.end();
                 } else {
                     self.queue.extend(more);
@@ -355,7 +365,8 @@ impl State {
         }
         let stopping = self.stop_at.is_some();
         let busy = self.busy();
-        if self.queue.is_empty() && !stopping && busy < self.target as usize && self.cfg.shared {
+        let queued = self.queued();
+        if queued == 0 && !stopping && busy < self.target as usize && self.cfg.shared {
             // Other supervisors may have left work (a lease that expired,
             // the chunks of a long document they split) or may still leave
             // some: look again, and end only once no one else holds a lease.
@@ -371,11 +382,16 @@ impl State {
                 self.out.push(Action::Poll);
                 return;
             }
-        } else if busy == 0 && self.queue.is_empty() && !stopping && self.ocr_pending() {
+        } else if busy == 0
+            && queued == 0
+            && !stopping
+            && (self.ocr_pending() || !self.committing.is_empty())
+        {
             // OCR jobs wait for the commit that stores them: write it now,
-            // and they are queued by its answer.
+            // and they are queued by its answer (a commit's answer may
+            // queue them too, or merge a document's chunks).
             self.flush();
-        } else if busy == 0 && (self.queue.is_empty() || stopping) {
+        } else if busy == 0 && (queued == 0 || stopping) {
             self.end();
             return;
         }
@@ -405,6 +421,7 @@ impl State {
     }
 
     fn end(&mut self) {
+        self.release_spare();
         self.flush();
         self.ended = true;
         self.out.push(Action::End);

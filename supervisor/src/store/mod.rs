@@ -102,7 +102,9 @@ impl StoreError {
 /// the job names the token, and a write whose token no longer matches is
 /// refused whole: the job's supervisor lost its lease (it stalled, was cut
 /// off, or the file changed) and someone else owns the document now.
-pub trait Store {
+///
+/// `Send`: an index run lends its store to a thread of its own.
+pub trait Store: Send {
     /// Records the start of an index run and returns its id.
     fn begin_run(&mut self, owner: &str, options: &str) -> Result<i64, StoreError>;
     fn end_run(&mut self, run: i64, totals: &str, exit_code: i32) -> Result<(), StoreError>;

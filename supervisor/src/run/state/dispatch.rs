@@ -4,6 +4,12 @@
 //! its tier's quota (or, when none is within its quota, the first that is
 //! not huge), once claimed. A document that hit the memory limit runs alone, in a
 //! fresh worker with a larger limit.
+//!
+//! While every worker is busy, the next document is claimed ahead (the
+//! spare), so that the first worker to finish starts it at once, without a
+//! trip to the store: a claim waits behind the store's commit of the job
+//! that just ended, and on two workers whose chunks end together the second
+//! waited for the whole of the first one's commit.
 
 use std::time::Duration;
 
@@ -28,10 +34,11 @@ pub(super) enum Spawning {
     Larger(Ready),
 }
 
-/// A document taken off the queue, waiting for its claim.
+/// A document taken off the queue, waiting for its claim: for an idle
+/// worker, or to be the spare.
 #[derive(Debug)]
 pub(super) struct Claiming {
-    worker: WorkerId,
+    worker: Option<WorkerId>,
     doc: QueuedDoc,
     alone: bool,
 }
@@ -51,7 +58,7 @@ impl State {
         if self.spawning.is_some() {
             return;
         }
-        let want = (self.target as usize).min(self.queue.len() + self.busy());
+        let want = (self.target as usize).min(self.queued() + self.busy());
         if self.slots.len() < want {
             self.spawning = Some(Spawning::Pool);
             self.out.push(Action::Spawn {
@@ -122,11 +129,13 @@ impl State {
         self.next_job();
     }
 
-    /// Takes the next document for the first idle worker off the queue and
-    /// claims it; the claim's answer goes on from `claimed`.
+    /// Hands the spare to the first idle worker, or takes the next document
+    /// for it off the queue and claims it; with no idle worker, claims the
+    /// next spare. The claim's answer goes on from `claimed`.
     pub(super) fn next_job(&mut self) {
-        // One claim at a time: its answer goes on from here.
-        if self.claiming.is_some() {
+        // One claim at a time: its answer goes on from here. A stopping or
+        // ended run starts nothing.
+        if self.claiming.is_some() || self.stop_at.is_some() || self.ended {
             return;
         }
         // A document that hit the memory limit is retried alone: nothing
@@ -135,11 +144,25 @@ impl State {
             .slots
             .values()
             .any(|s| s.job.as_ref().is_some_and(|j| j.alone));
-        let Some(&worker) = self.idle().first() else {
-            return;
-        };
         if alone_running {
             return;
+        }
+        let worker = self.idle().first().copied();
+        match (worker, self.spare.take()) {
+            (Some(worker), Some(spare)) => {
+                self.start(worker, spare);
+                return self.next_job();
+            }
+            (None, Some(spare)) => {
+                self.spare = Some(spare);
+                return;
+            }
+            // Ahead only with the pool as the scaler wants it: a worker on
+            // its way takes a document when it is up.
+            (None, None) if self.spawning.is_some() || self.slots.len() != self.target as usize => {
+                return;
+            }
+            _ => {}
         }
         let mut running = schedule::Running::default();
         for j in self.slots.values().filter_map(|s| s.job.as_ref()) {
@@ -153,7 +176,7 @@ impl State {
             .mem_failures
             .get(&self.queue[at].id)
             .is_some_and(|n| *n > 0);
-        if alone && self.busy() > 0 {
+        if alone && (self.busy() > 0 || worker.is_none()) {
             return;
         }
         let Some(doc) = self.queue.remove(at) else {
@@ -175,6 +198,12 @@ impl State {
             self.next_job();
             return;
         };
+        // Stopping or ended: what was claimed goes back.
+        if self.stop_at.is_some() || self.ended {
+            self.release(&doc, claim);
+            self.queue.push_front(doc);
+            return;
+        }
         // Fewer jobs left than workers: a long document would finish last,
         // alone; ask for it to be split instead.
         let near_end = self.queue.len() < self.target as usize;
@@ -189,6 +218,11 @@ impl State {
             claim,
             split_over,
             alone,
+        };
+        // Claimed ahead: the first worker idle now, or the next to be.
+        let Some(worker) = worker.or_else(|| self.idle().first().copied()) else {
+            self.spare = Some(ready);
+            return;
         };
         // A document that hit the memory limit runs in a fresh worker with
         // a larger one.
@@ -284,6 +318,24 @@ impl State {
         if self.slots.remove(&worker).is_some() {
             self.out.push(Action::Retire { worker });
         }
+    }
+
+    /// Documents waiting for a worker: the queue's and the spare.
+    pub(super) fn queued(&self) -> usize {
+        self.queue.len() + usize::from(self.spare.is_some())
+    }
+
+    /// Puts the spare back in the queue, its claim released.
+    pub(super) fn release_spare(&mut self) {
+        if let Some(Ready { doc, claim, .. }) = self.spare.take() {
+            self.release(&doc, claim);
+            self.queue.push_front(doc);
+        }
+    }
+
+    /// The spare's lease, to renew.
+    pub(super) fn spare_claim(&self) -> Option<(i64, Claim)> {
+        self.spare.as_ref().map(|r| (r.doc.id, r.claim))
     }
 
     /// Puts a claimed document back without counting an attempt.

@@ -59,6 +59,10 @@ impl State {
             // The retry queue comes first. Its failure must be written
             // before it can be claimed again.
             self.flush();
+            if outcome == Outcome::MemoryLimit {
+                // It runs alone: what was claimed ahead waits behind it.
+                self.release_spare();
+            }
             self.queue.push_front(retry);
             if outcome != Outcome::Cancelled {
                 self.totals.record(Fact::Retried);

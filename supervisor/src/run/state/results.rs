@@ -331,6 +331,7 @@ impl State {
             .values()
             .filter_map(|s| s.job.as_ref().map(|j| (j.doc.id, j.claim)))
             .chain(self.batch.jobs.iter().map(|f| (f.doc, f.claim)))
+            .chain(self.spare_claim())
             .collect();
         self.out.push(Action::Renew { held });
     }

@@ -24,7 +24,7 @@ impl State {
             busy: self.busy() as u32,
             min_workers: self.cfg.scale.min,
             max_workers: self.cfg.scale.max,
-            queue_depth: self.queue.len() as u64,
+            queue_depth: self.queued() as u64,
             queue_by_tier: queue_by_tier(self.queue.iter().map(|d| d.job_size())),
             docs: self.totals.doc_counts(self.total_docs),
             cpu_percent: self.readings.cpu_total,

@@ -133,7 +133,7 @@ impl State {
     /// only for memory pressure, its job requeued without counting.
     pub(super) fn rescale(&mut self) {
         let mut r = self.readings.clone();
-        r.queue_depth = self.queue.len() as u64;
+        r.queue_depth = self.queued() as u64;
         r.idle = (self.slots.len() - self.busy()) as u32;
         r.recent_jobs = std::mem::take(&mut self.recent_jobs);
         r.recent_failures = std::mem::take(&mut self.recent_failures);

@@ -132,13 +132,19 @@ fn a_memory_limit_retry_runs_alone_with_twice_the_limit() {
                 "send w1 job1 /d/1.pdf attempt=1 builtin",
                 "claim 2",
                 "send w2 job2 /d/2.pdf attempt=1 builtin",
+                "claim 3",
             ],
         ),
-        // The worker may have leaked: it is replaced.
+        // The worker may have leaked: it is replaced. Document 3, claimed
+        // ahead, goes back behind the retry.
         (
             10,
             failed(1, 1, WorkerFailureKind::OutOfMemory),
-            &["retire w1", "commit [1 memory-limit -> pending]"],
+            &[
+                "retire w1",
+                "commit [1 memory-limit -> pending]",
+                "commit [3 released]",
+            ],
         ),
         // A new worker starts, but the retry waits for the other job to
         // end, and nothing else starts beside it: document 3 waits too.
@@ -230,23 +236,28 @@ fn a_retry_is_claimed_only_once_its_failure_is_written() {
                 "send w2 job2 /d/2.epub attempt=1 epub",
                 "claim 3",
                 "send w3 job3 /d/3.epub attempt=1 epub",
+                // Every worker busy: the next document is claimed ahead.
+                "claim 4",
             ],
         ),
         (99_990, done(2, 2), &[]),
         (99_990, done(3, 3), &[]),
-        // A claim is under way when the first job overruns its deadline:
-        // the retry is claimed after its failure is written, not before.
+        // The spare goes to the first idle worker when the first job
+        // overruns its deadline: the retry is claimed after its failure is
+        // written, not before.
         (
             100_000,
             Event::Tick,
             &[
-                "claim 4",
+                "send w2 job4 /d/4.epub attempt=1 epub",
                 "kill w1 deadline",
                 "commit [2 done pages=0, 3 done pages=0, 1 timed-out -> pending]",
-                "send w2 job4 /d/4.epub attempt=1 epub",
-                "claim 1",
-                "send w3 job5 /d/1.epub attempt=2 epub",
             ],
+        ),
+        (
+            100_010,
+            Event::Tick,
+            &["claim 1", "send w3 job5 /d/1.epub attempt=2 epub"],
         ),
     ]);
 }

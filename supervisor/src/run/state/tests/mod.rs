@@ -103,6 +103,10 @@ struct World {
     ocr_cache: Vec<u32>,
     /// Every job written, in commit order, for tests that look inside.
     committed: Vec<crate::store::Finished>,
+    /// Commits are answered later, by `answer_commits` (as the store's
+    /// thread does), not at once.
+    hold_commits: bool,
+    held: Vec<Event>,
 }
 
 impl World {
@@ -118,7 +122,18 @@ impl World {
             reasons: Vec::new(),
             ocr_cache: Vec::new(),
             committed: Vec::new(),
+            hold_commits: false,
+            held: Vec::new(),
         }
+    }
+
+    /// Hands the state the answers of the commits held so far, at `ms`.
+    fn answer_commits(&mut self, ms: u64) -> Vec<String> {
+        let mut seen = Vec::new();
+        for answer in std::mem::take(&mut self.held) {
+            seen.extend(self.at(ms, answer));
+        }
+        seen
     }
 
     /// Hands `event` to the state at `ms` into the run, answers what it
@@ -161,7 +176,12 @@ impl World {
                     .map(|_| self.written.pop_front().unwrap_or(Written::Held))
                     .collect();
                 self.committed.extend(jobs);
-                Some(Event::Committed { batch, written })
+                let answer = Event::Committed { batch, written };
+                if self.hold_commits {
+                    self.held.push(answer);
+                    return None;
+                }
+                Some(answer)
             }
             Action::Split { .. } => Some(Event::SplitWritten { planned: true }),
             Action::PlanOcr { doc, .. } => Some(Event::OcrPlanned { doc, planned: true }),

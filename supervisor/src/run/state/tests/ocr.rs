@@ -314,8 +314,9 @@ fn a_store_without_ocr_jobs_still_reads_the_cache() {
     assert_eq!(w.totals().ocr_cached, 1);
 }
 
-#[test]
-fn a_long_documents_flagged_pages_are_recognised_once_its_text_merged() {
+/// A long document's two chunks, done, their text with pages flagged for
+/// OCR (page 3's text is in the cache): the commit that merges them is due.
+fn two_flagged_chunks() -> World {
     // The cache holds page 3.
     let chunk = |first, last| {
         let mut d = doc(1, Format::Pdf);
@@ -358,6 +359,14 @@ fn a_long_documents_flagged_pages_are_recognised_once_its_text_merged() {
         (20, text_page(2, 2, 3, true), &[]),
         (21, text_page(2, 2, 4, true), &[]),
         (22, done_hashed(2, 2, 4), &[]),
+    ]);
+    w
+}
+
+#[test]
+fn a_long_documents_flagged_pages_are_recognised_once_its_text_merged() {
+    let mut w = two_flagged_chunks();
+    w.play(vec![
         // The text merges done; then the cache is asked for the flagged
         // pages of both chunks, and the rest become OCR jobs.
         (
@@ -408,4 +417,34 @@ fn a_long_documents_flagged_pages_are_recognised_once_its_text_merged() {
         "counted once, when its text merged"
     );
     assert_eq!((t.ocr_pages, t.ocr_cached), (2, 1));
+}
+
+#[test]
+fn a_merge_answered_late_still_queues_its_ocr_jobs() {
+    let mut w = two_flagged_chunks();
+    w.hold_commits = true;
+    w.play(vec![
+        (
+            300,
+            Event::Tick,
+            &["commit [1@1 done pages=2, 1@3 done pages=2]"],
+        ),
+        // Nothing runs, nothing is queued, no page waits: but the commit's
+        // answer may bring work, so the run does not end before it.
+        (310, Event::Tick, &[]),
+    ]);
+    assert_eq!(
+        w.answer_commits(320),
+        ["ocr-lookup 1 pages=2,3,4", "plan-ocr 1 cached=1 jobs=2"]
+    );
+    w.play(vec![(
+        330,
+        Event::Tick,
+        &[
+            "claim 1@2",
+            "send w1 job3 /d/1.pdf attempt=1 builtin pages=2-2 ocr=2",
+            "claim 1@4",
+            "send w2 job4 /d/1.pdf attempt=1 builtin pages=4-4 ocr=4",
+        ],
+    )]);
 }

@@ -19,6 +19,7 @@ fn a_result_whose_lease_was_lost_is_not_counted() {
                 "spawn 1024MiB",
                 "claim 1",
                 "send w1 job1 /d/1.pdf attempt=1 builtin",
+                "claim 2",
             ],
         ),
         (10, page(1, 1, 1), &[]),
@@ -26,7 +27,7 @@ fn a_result_whose_lease_was_lost_is_not_counted() {
         (
             30,
             Event::Tick,
-            &["claim 2", "send w1 job2 /d/2.pdf attempt=1 builtin"],
+            &["send w1 job2 /d/2.pdf attempt=1 builtin"],
         ),
         (40, page(1, 2, 1), &[]),
         (50, page(1, 2, 2), &[]),
@@ -138,15 +139,18 @@ fn a_long_document_becomes_chunk_jobs() {
             &[
                 "claim 1@1",
                 "send w1 job2 /d/1.pdf attempt=1 builtin pages=1-1000",
+                "claim 1@1001",
             ],
         ),
         (30, done(1, 2), &[]),
+        // The next chunk was claimed ahead: it starts without a claim, and
+        // the one after it is claimed.
         (
             40,
             Event::Tick,
             &[
-                "claim 1@1001",
                 "send w1 job3 /d/1.pdf attempt=1 builtin pages=1001-2000",
+                "claim 1@2001",
             ],
         ),
     ]);
@@ -184,6 +188,7 @@ fn a_split_document_gets_shrinking_chunks_unless_reopening_costs_more() {
             "send w1 job2 /d/1.pdf attempt=1 builtin pages=1-3000",
             "claim 1@3001",
             "send w2 job3 /d/1.pdf attempt=1 builtin pages=3001-6000",
+            "claim 1@6001",
         ]
     );
     // Opening took longer than half the document's work (2 ms a page):
@@ -192,4 +197,27 @@ fn a_split_document_gets_shrinking_chunks_unless_reopening_costs_more() {
     w.at(0, Event::Tick);
     let (ms, event) = split(400, 400);
     assert_eq!(w.at(ms, event), ["split 1 pages=400 chunks=1"]);
+}
+
+#[test]
+fn the_last_commit_goes_with_the_end_and_counts_once_answered() {
+    let mut w = World::new(config(), vec![doc(1, Format::Pdf)], 1);
+    w.hold_commits = true;
+    w.play(vec![
+        (
+            0,
+            Event::Tick,
+            &[
+                "spawn 1024MiB",
+                "claim 1",
+                "send w1 job1 /d/1.pdf attempt=1 builtin",
+            ],
+        ),
+        (10, page(1, 1, 1), &[]),
+        (20, done(1, 1), &[]),
+        (50, Event::Tick, &["commit [1 done pages=1]", "end"]),
+    ]);
+    assert_eq!(w.totals().done, 0, "counted once written");
+    assert_eq!(w.answer_commits(70), Vec::<String>::new());
+    assert_eq!((w.totals().done, w.totals().pages), (1, 1));
 }

@@ -24,9 +24,11 @@ fn a_stop_drains_within_the_grace_and_cancels_the_rest() {
                 "send w1 job1 /d/1.pdf attempt=1 builtin",
                 "claim 2",
                 "send w2 job2 /d/2.pdf attempt=1 builtin",
+                "claim 3",
             ],
         ),
-        (100, Event::Stop, &[]),
+        // What was claimed ahead goes back at once.
+        (100, Event::Stop, &["commit [3 released]"]),
         (200, done(1, 1), &[]),
         // Nothing new starts; what finished is written.
         (450, Event::Tick, &["commit [1 done pages=0]"]),
@@ -57,9 +59,10 @@ fn a_stop_ends_the_run_once_running_jobs_finish() {
                 "spawn 1024MiB",
                 "claim 1",
                 "send w1 job1 /d/1.pdf attempt=1 builtin",
+                "claim 2",
             ],
         ),
-        (10, Event::Stop, &[]),
+        (10, Event::Stop, &["commit [2 released]"]),
         (20, done(1, 1), &[]),
         (30, Event::Tick, &["commit [1 done pages=0]", "end"]),
     ]);
@@ -158,6 +161,7 @@ fn a_worker_that_leaked_is_recycled() {
                 "spawn 1024MiB",
                 "claim 1",
                 "send w1 job1 /d/1.epub attempt=1 epub",
+                "claim 2",
             ],
         ),
         (
@@ -165,22 +169,20 @@ fn a_worker_that_leaked_is_recycled() {
             failed(1, 1, WorkerFailureKind::OutOfDescriptors),
             &["retire w1", "commit [1 fd-limit -> pending]"],
         ),
+        // The new worker takes what was claimed ahead; the retry is
+        // claimed ahead in its turn.
         (
             20,
             Event::Tick,
             &[
                 "spawn 1024MiB",
+                "send w2 job2 /d/2.epub attempt=1 epub",
                 "claim 1",
-                "send w2 job2 /d/1.epub attempt=2 epub",
             ],
         ),
         // A bad document does not make its worker suspect.
         (30, failed(2, 2, WorkerFailureKind::Deterministic), &[]),
-        (
-            40,
-            Event::Tick,
-            &["claim 2", "send w2 job3 /d/2.epub attempt=1 epub"],
-        ),
+        (40, Event::Tick, &["send w2 job3 /d/1.epub attempt=2 epub"]),
     ]);
     assert_eq!(w.totals().worker_deaths, 0, "retired, not dead");
 }
