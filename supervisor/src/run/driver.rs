@@ -355,12 +355,15 @@ impl<'a, S: Sampler> Driver<'a, S> {
                 return Err(anyhow::anyhow!("IPC select failed: {e:?}"));
             }
         };
+        let bell = self.bell;
         for selected in events {
             // The store's bell: its answers are read after the messages.
-            let bell = |id: &u64| Some(*id) == self.bell;
             let event = match selected {
-                IpcSelectionResult::MessageReceived(id, _) if bell(&id) => None,
-                IpcSelectionResult::ChannelClosed(id) if bell(&id) => None,
+                IpcSelectionResult::MessageReceived(id, _) if Some(id) == bell => {
+                    self.link().heard();
+                    None
+                }
+                IpcSelectionResult::ChannelClosed(id) if Some(id) == bell => None,
                 IpcSelectionResult::MessageReceived(worker, msg) => match msg.to::<FromWorker>() {
                     Ok(m) => message_event(worker, m, state),
                     Err(e) => {

@@ -11,7 +11,9 @@
 //! answers that arrived first are handed to the state first, in the store's
 //! order.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
+use std::sync::Arc;
 
 use ipc_channel::ipc::IpcSender;
 
@@ -52,6 +54,9 @@ pub struct Link {
     next: u64,
     /// Requests sent and not yet answered.
     outstanding: u64,
+    /// The bell was rung and not yet heard: it rings once until then, so
+    /// that the thread never waits on a full bell.
+    rung: Arc<AtomicBool>,
 }
 
 /// Whether an action is the store's to carry out.
@@ -71,8 +76,9 @@ pub fn is_store(action: &Action) -> bool {
 }
 
 /// Starts the thread's loop over `store` (run it on a scoped thread);
-/// returns the run loop's end and the loop to run. `bell` is rung after
-/// each answer that was not waited for and brings an event or an error.
+/// returns the run loop's end and the loop to run. `bell` is rung after an
+/// answer that was not waited for and brings an event or an error, unless
+/// it is still ringing (see `Link::heard`).
 pub fn start<'s>(
     store: &'s mut dyn Store,
     ctx: Context<'s>,
@@ -80,6 +86,15 @@ pub fn start<'s>(
 ) -> (Link, impl FnOnce() -> StoreRef<'s> + Send + 's) {
     let (requests, inbox) = channel::<Request>();
     let (outbox, answers) = channel::<Answer>();
+    let rung = Arc::new(AtomicBool::new(false));
+    let ring = {
+        let rung = Arc::clone(&rung);
+        move || {
+            if !rung.swap(true, Ordering::SeqCst) {
+                let _ = bell.send(());
+            }
+        }
+    };
     let serve = move || {
         for request in inbox {
             match request {
@@ -89,12 +104,12 @@ pub fn start<'s>(
                     let failed = result.is_err();
                     // The loop is woken for what it must hand on: a
                     // commit's answer, or an error.
-                    let ring = !waited && !matches!(result, Ok(None));
+                    let wake = !waited && !matches!(result, Ok(None));
                     if outbox.send(Answer { seq, result }).is_err() {
                         break;
                     }
-                    if ring {
-                        let _ = bell.send(());
+                    if wake {
+                        ring();
                     }
                     if failed {
                         // Nothing after a failed write is carried out: the
@@ -108,7 +123,7 @@ pub fn start<'s>(
                             seq: u64::MAX,
                             result: Err(e.into()),
                         });
-                        let _ = bell.send(());
+                        ring();
                         break;
                     }
                 }
@@ -121,6 +136,7 @@ pub fn start<'s>(
         answers,
         next: 0,
         outstanding: 0,
+        rung,
     };
     (link, serve)
 }
@@ -145,6 +161,7 @@ impl Link {
         let seq = self.next;
         self.next += 1;
         self.send(Request::Act { seq, action })?;
+        self.outstanding += 1;
         if !waited {
             return Ok(Vec::new());
         }
@@ -163,10 +180,14 @@ impl Link {
 
     /// Records a sample of the run's time series, without waiting.
     pub fn sample(&mut self, snap: &Snapshot) -> anyhow::Result<()> {
-        self.send(Request::Sample(Box::new(snap.clone())))?;
         // Answered only by an error.
-        self.outstanding -= 1;
-        Ok(())
+        self.send(Request::Sample(Box::new(snap.clone())))
+    }
+
+    /// The bell was heard: the next answer rings it again. Call it before
+    /// reading the answers that have arrived, so that none is missed.
+    pub fn heard(&self) {
+        self.rung.store(false, Ordering::SeqCst);
     }
 
     /// The answers that have arrived, without waiting.
@@ -197,7 +218,6 @@ impl Link {
             }
             return Err(gone());
         }
-        self.outstanding += 1;
         Ok(())
     }
 
