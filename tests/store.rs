@@ -993,7 +993,8 @@ fn many_open_a_new_sqlite_index_at_once() {
                     let (db, start, found) = (&db, &start, &found);
                     s.spawn(move || -> Result<(), String> {
                         start.wait();
-                        let mut s = store::open(db).map_err(|e| format!("open: {e}"))?;
+                        let mut s = store::open(db)
+                            .map_err(|e| format!("open: {}", docmill::cli::chain(&e)))?;
                         let run = s
                             .begin_run(&format!("r{i}"), "{}")
                             .map_err(|e| format!("begin: {e}"))?;

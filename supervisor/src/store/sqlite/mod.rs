@@ -165,21 +165,42 @@ impl SqliteStore {
         catalog
             .conn
             .set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
+        // While the file is new (no WAL yet), two openers can each hold a
+        // read lock the other's write needs: SQLite then fails one at once
+        // rather than wait ("database is locked"). Every step below can be
+        // taken again, so that one takes them again, until the same wait.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        let mut pause = std::time::Duration::from_millis(2);
+        loop {
+            match catalog.prepare(path, identity) {
+                Err(SqliteError::Sql(e))
+                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(100));
+                }
+                other => break other?,
+            }
+        }
+        Ok(catalog)
+    }
+
+    /// Marks, configures and migrates a file opened for writing.
+    fn prepare(&self, path: &Path, identity: Identity) -> Result<(), SqliteError> {
         // The mark goes first: on a new file it is written before the
         // switch to WAL, into the main file, where `open::identify` reads
         // it even while the first run's tables are still only in the log.
         if identity != Identity::Docmill {
-            catalog
-                .conn
+            self.conn
                 .pragma_update(None, "application_id", open::APPLICATION_ID)
                 .map_err(|e| open::damaged(path, e))?;
         }
-        catalog.configure().map_err(|e| match e {
+        self.configure().map_err(|e| match e {
             SqliteError::Sql(e) => open::damaged(path, e),
             e => e,
         })?;
-        catalog.migrate()?;
-        Ok(catalog)
+        self.migrate()
     }
 
     fn configure(&self) -> Result<(), SqliteError> {
