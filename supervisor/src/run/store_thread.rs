@@ -31,9 +31,10 @@ enum Request {
     Sample(Box<Snapshot>),
 }
 
-/// The outcome of a request, in the order the requests came.
+/// The outcome of a request, in the order the requests came: an action's
+/// (`seq`), or a sample's error (`None`: samples are not counted).
 struct Answer {
-    seq: u64,
+    seq: Option<u64>,
     result: anyhow::Result<Option<Event>>,
 }
 
@@ -105,7 +106,11 @@ pub fn start<'s>(
                     // The loop is woken for what it must hand on: a
                     // commit's answer, or an error.
                     let wake = !waited && !matches!(result, Ok(None));
-                    if outbox.send(Answer { seq, result }).is_err() {
+                    let answer = Answer {
+                        seq: Some(seq),
+                        result,
+                    };
+                    if outbox.send(answer).is_err() {
                         break;
                     }
                     if wake {
@@ -120,7 +125,7 @@ pub fn start<'s>(
                 Request::Sample(snap) => {
                     if let Err(e) = store.record_sample(ctx.run, &snap) {
                         let _ = outbox.send(Answer {
-                            seq: u64::MAX,
+                            seq: None,
                             result: Err(e.into()),
                         });
                         ring();
@@ -168,7 +173,7 @@ impl Link {
         let mut events = Vec::new();
         loop {
             let answer = self.wait()?;
-            let mine = answer.seq == seq;
+            let mine = answer.seq == Some(seq);
             if let Some(event) = self.take(answer)? {
                 events.push(event);
             }
@@ -237,8 +242,8 @@ impl Link {
 
     /// An answer's event; its error ends the run.
     fn take(&mut self, answer: Answer) -> anyhow::Result<Option<Event>> {
-        if answer.seq != u64::MAX {
-            self.outstanding = self.outstanding.saturating_sub(1);
+        if answer.seq.is_some() {
+            self.outstanding -= 1;
         }
         answer.result
     }

@@ -148,21 +148,18 @@ impl State {
             return;
         }
         let worker = self.idle().first().copied();
-        match (worker, self.spare.take()) {
-            (Some(worker), Some(spare)) => {
-                self.start(worker, spare);
+        if let Some(idle) = worker {
+            if let Some(spare) = self.spare.take() {
+                self.start(idle, spare);
                 return self.next_job();
             }
-            (None, Some(spare)) => {
-                self.spare = Some(spare);
-                return;
-            }
+        } else if self.spare.is_some()
             // Ahead only with the pool as the scaler wants it: a worker on
             // its way takes a document when it is up.
-            (None, None) if self.spawning.is_some() || self.slots.len() != self.target as usize => {
-                return;
-            }
-            _ => {}
+            || self.spawning.is_some()
+            || self.slots.len() != self.target as usize
+        {
+            return;
         }
         let mut running = schedule::Running::default();
         for j in self.slots.values().filter_map(|s| s.job.as_ref()) {
@@ -200,8 +197,7 @@ impl State {
         };
         // Stopping or ended: what was claimed goes back.
         if self.stop_at.is_some() || self.ended {
-            self.release(&doc, claim);
-            self.queue.push_front(doc);
+            self.requeue(doc, claim);
             return;
         }
         // Fewer jobs left than workers: a long document would finish last,
@@ -272,8 +268,7 @@ impl State {
         let deadline = self.now + self.job_deadline(&doc, expected);
         let started_ms = self.now_ms();
         let Some(slot) = self.slots.get_mut(&worker) else {
-            self.release(&doc, claim);
-            self.queue.push_front(doc);
+            self.requeue(doc, claim);
             return;
         };
         slot.job = Some(InFlight {
@@ -307,8 +302,7 @@ impl State {
         self.totals.record(Fact::WorkerEnded);
         self.out.push(Action::Discard { worker });
         if let Some(job) = slot.job {
-            self.release(&job.doc, job.claim);
-            self.queue.push_front(job.doc);
+            self.requeue(job.doc, job.claim);
         }
         self.next_job();
     }
@@ -328,9 +322,15 @@ impl State {
     /// Puts the spare back in the queue, its claim released.
     pub(super) fn release_spare(&mut self) {
         if let Some(Ready { doc, claim, .. }) = self.spare.take() {
-            self.release(&doc, claim);
-            self.queue.push_front(doc);
+            self.requeue(doc, claim);
         }
+    }
+
+    /// Puts a claimed document back at the front of the queue, its claim
+    /// released without counting an attempt.
+    fn requeue(&mut self, doc: QueuedDoc, claim: Claim) {
+        self.release(&doc, claim);
+        self.queue.push_front(doc);
     }
 
     /// The spare's lease, to renew.
